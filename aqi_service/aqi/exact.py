@@ -1,0 +1,62 @@
+"""Exact numbers for indexing: concentrations as fractions, GB/T 8170 rounding, ceilings.
+
+Binary floating point gives wrong integers where an IAQI is exactly whole
+(CO 24 h 2.2 gives 55.00000000000001 and a ceiling of 56), so the indexing step works on
+exact rationals. A float is read as the decimal it prints as (``repr``): 2.2 means 2.2.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from fractions import Fraction
+from numbers import Rational
+
+from aqi_service.errors import ConcentrationError
+
+Number = int | float | Decimal | Fraction | str
+
+
+def to_fraction(value: Number, name: str = "concentration") -> Fraction:
+    """Return ``value`` as an exact non-negative Fraction, or raise ConcentrationError."""
+    if isinstance(value, bool):
+        raise ConcentrationError(f"{name}: expected a number, got a boolean")
+    if isinstance(value, int):
+        result = Fraction(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConcentrationError(f"{name}: {value!r} is not a finite number")
+        result = Fraction(Decimal(repr(value)))
+    elif isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ConcentrationError(f"{name}: {value} is not a finite number")
+        result = Fraction(value)
+    elif isinstance(value, Rational):
+        result = Fraction(value.numerator, value.denominator)
+    elif isinstance(value, str):
+        try:
+            dec = Decimal(value.strip())
+        except ArithmeticError:
+            raise ConcentrationError(f"{name}: {value!r} is not a number") from None
+        return to_fraction(dec, name)
+    else:
+        raise ConcentrationError(f"{name}: expected a number, got {type(value).__name__}")
+    if result < 0:
+        raise ConcentrationError(f"{name}: {value} is negative")
+    return result
+
+
+def round_half_even(value: Fraction, decimals: int) -> Fraction:
+    """Round per GB/T 8170 (round half to even) to ``decimals`` places, exactly."""
+    return Fraction(round(value, decimals))
+
+
+def ceil_fraction(value: Fraction) -> int:
+    """Smallest integer not less than ``value`` (全部向上进位取整数)."""
+    return -((-value.numerator) // value.denominator)
+
+
+def to_decimal(value: Fraction, places: int) -> Decimal:
+    """A Fraction as a Decimal rounded half-even to ``places`` decimals (for storage/display)."""
+    scaled = round(value * 10**places)
+    return Decimal(scaled).scaleb(-places)
