@@ -83,9 +83,9 @@ class Indicator:
     fallback_column: Column | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Scheme:
-    """A complete AQI index scheme."""
+    """A complete AQI index scheme (one instance per scheme file; compared by identity)."""
 
     id: str
     standard: str
