@@ -1,0 +1,1 @@
+"""PostgreSQL storage: the embedded server, the pool, migrations and the queries."""
