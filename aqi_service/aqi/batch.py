@@ -51,7 +51,7 @@ def _level_lookup(scheme: Scheme) -> npt.NDArray[np.int8]:
 
 
 def _exact_decimal(x: float) -> Fraction:
-    return Fraction(Decimal(repr(float(x))))
+    return Fraction(Decimal(float.__repr__(float(x))))
 
 
 def _rounded_units(x: npt.NDArray[np.float64], decimals: int) -> npt.NDArray[np.float64]:
@@ -63,7 +63,7 @@ def _rounded_units(x: npt.NDArray[np.float64], decimals: int) -> npt.NDArray[np.
     ties = np.flatnonzero(np.abs(np.abs(scaled - units) - 0.5) < _NEAR)
     quantum = Decimal(1).scaleb(-decimals)
     for i in ties:
-        exact = Decimal(repr(float(x[i]))).quantize(quantum, rounding=ROUND_HALF_EVEN)
+        exact = Decimal(float.__repr__(float(x[i]))).quantize(quantum, rounding=ROUND_HALF_EVEN)
         units[i] = float(exact.scaleb(decimals))
     return units
 
@@ -115,6 +115,8 @@ class BatchResult:
     primary: npt.NDArray[np.uint8]
     """Bit ``i`` set: ``POLLUTANTS[i]`` is a primary pollutant of the row."""
     exceeding: npt.NDArray[np.uint8] | None
+    missing: npt.NDArray[np.uint8]
+    """Bit ``i`` set: ``POLLUTANTS[i]`` is missing (not monitored pollutants excluded)."""
     beyond_index: npt.NDArray[np.bool_]
     error: npt.NDArray[np.bool_]
     errors: dict[int, str] = field(default_factory=dict)
@@ -139,6 +141,11 @@ class BatchResult:
             "scheme": self.scheme.id,
             "beyond_index": bool(self.beyond_index[i]),
         }
+
+
+def names(bits: int) -> list[str]:
+    """Pollutant names of a bitmask, sorted."""
+    return _names(bits)
 
 
 def _names(bits: int) -> list[str]:
@@ -221,11 +228,13 @@ def compute_batch(
 
     ordered = {p: per[p] for p in POLLUTANTS if p in per}
     report_pollutants = [p for p in POLLUTANTS if any(i.pollutant == p for i in indicators)]
-    any_missing = np.zeros(rows, dtype=bool)
+    missing = np.zeros(rows, dtype=np.uint8)
     for p in report_pollutants:
         if p in skip:
             continue
-        any_missing |= (ordered[p] == MISSING) if p in ordered else True
+        gone = (ordered[p] == MISSING) if p in ordered else np.ones(rows, dtype=bool)
+        missing |= gone.astype(np.uint8) << POLLUTANTS.index(p)
+    any_missing = missing != 0
     stack = np.vstack(list(ordered.values())) if ordered else np.full((1, rows), MISSING)
     computed = stack.max(axis=0).astype(np.int16)
     aqi = computed.copy()
@@ -248,6 +257,6 @@ def compute_batch(
         ordered[p][error] = MISSING
     return BatchResult(
         scheme=scheme, report=report, aqi=aqi, computed_aqi=computed, level=level,
-        iaqi=ordered, primary=primary, exceeding=exceeding, beyond_index=beyond,
+        iaqi=ordered, primary=primary, exceeding=exceeding, missing=missing, beyond_index=beyond,
         error=error, errors=errors,
     )

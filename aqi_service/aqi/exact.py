@@ -26,7 +26,7 @@ def to_fraction(value: Number, name: str = "concentration") -> Fraction:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ConcentrationError(f"{name}: {value!r} is not a finite number")
-        result = Fraction(Decimal(repr(value)))
+        result = Fraction(Decimal(float.__repr__(value)))
     elif isinstance(value, Decimal):
         if not value.is_finite():
             raise ConcentrationError(f"{name}: {value} is not a finite number")
