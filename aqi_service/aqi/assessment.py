@@ -69,6 +69,8 @@ def mean(values: Iterable[Number | None]) -> Fraction | None:
 
 def percentile(values: Iterable[Number | None], p: int | Fraction) -> Fraction | None:
     """HJ 663 percentile: k = 1 + (n-1)·p/100, s = ⌊k⌋, X(s) + (X(s+1) − X(s))·(k − s)."""
+    if not 0 <= p <= 100:
+        raise ValueError(f"percentile {p} is outside 0-100")
     xs = sorted(_exact_values(values))
     if not xs:
         return None

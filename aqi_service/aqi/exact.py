@@ -8,6 +8,7 @@ exact rationals. A float is read as the decimal it prints as (``repr``): 2.2 mea
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal
 from fractions import Fraction
 from numbers import Rational
@@ -16,13 +17,19 @@ from aqi_service.errors import ConcentrationError
 
 Number = int | float | Decimal | Fraction | str
 
+HUGE = Fraction(10**30)
+"""Any concentration above this is above every breakpoint table; larger values are read as
+this (so that ``1e999999999`` cannot make the exact arithmetic build a billion-digit number)."""
+_HUGE_EXPONENT = 30
+_NUMERIC_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
 
 def to_fraction(value: Number, name: str = "concentration") -> Fraction:
     """Return ``value`` as an exact non-negative Fraction, or raise ConcentrationError."""
     if isinstance(value, bool):
         raise ConcentrationError(f"{name}: expected a number, got a boolean")
     if isinstance(value, int):
-        result = Fraction(value)
+        result = Fraction(value) if value.bit_length() < 128 else HUGE * (1 if value > 0 else -1)
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ConcentrationError(f"{name}: {value!r} is not a finite number")
@@ -30,15 +37,19 @@ def to_fraction(value: Number, name: str = "concentration") -> Fraction:
     elif isinstance(value, Decimal):
         if not value.is_finite():
             raise ConcentrationError(f"{name}: {value} is not a finite number")
-        result = Fraction(value)
+        if value.adjusted() > _HUGE_EXPONENT:
+            result = HUGE if value > 0 else -HUGE
+        elif value.adjusted() < -_HUGE_EXPONENT:
+            result = Fraction(0)
+        else:
+            result = Fraction(value)
     elif isinstance(value, Rational):
         result = Fraction(value.numerator, value.denominator)
     elif isinstance(value, str):
-        try:
-            dec = Decimal(value.strip())
-        except ArithmeticError:
-            raise ConcentrationError(f"{name}: {value!r} is not a number") from None
-        return to_fraction(dec, name)
+        text = value.strip()
+        if not _NUMERIC_TEXT.match(text):
+            raise ConcentrationError(f"{name}: {value[:40]!r} is not a number")
+        return to_fraction(Decimal(text), name)
     else:
         raise ConcentrationError(f"{name}: expected a number, got {type(value).__name__}")
     if result < 0:

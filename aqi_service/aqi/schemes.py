@@ -299,7 +299,11 @@ def scheme_for(period_start: datetime) -> Scheme:
 
 def scheme_for_hour(hour_ending: datetime) -> Scheme:
     """The scheme for an hourly value labelled by the hour in which it ends."""
-    return scheme_for(hour_ending - timedelta(hours=1))
+    try:
+        start = hour_ending - timedelta(hours=1)
+    except OverflowError:
+        raise SchemeError(f"time {hour_ending.isoformat()} is out of range") from None
+    return scheme_for(start)
 
 
 def scheme_for_day(day: date, tz: tzinfo = SHANGHAI) -> Scheme:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import logging
 import sys
@@ -74,7 +75,10 @@ def _scheme_for(obj: dict[str, Any], fixed: Scheme | None, report: str) -> Schem
         raise InputError("'time' is required with --scheme auto")
     when = _parse_time(obj["time"])
     if report == "daily":
-        day = when if not isinstance(when, datetime) else when.astimezone(SHANGHAI).date()
+        try:
+            day = when if not isinstance(when, datetime) else when.astimezone(SHANGHAI).date()
+        except OverflowError:
+            raise InputError(f"'time': {obj['time']!r} is out of range") from None
         return scheme_for_day(day)
     if not isinstance(when, datetime):
         raise InputError("'time' of an hourly value needs the hour (hour-ending)")
@@ -87,7 +91,7 @@ def index_object(obj: Any, fixed: Scheme | None, report: str, detail: bool) -> d
         raise InputError(f"expected a JSON object, got {type(obj).__name__}")
     scheme = _scheme_for(obj, fixed, report)
     not_monitored = set()
-    listed = obj.get("not_monitored", [])
+    listed = obj.get("not_monitored") or []
     if not isinstance(listed, list) or not all(isinstance(x, str) for x in listed):
         raise InputError("'not_monitored' must be a list of pollutant names")
     for name in listed:
@@ -110,16 +114,23 @@ def index_object(obj: Any, fixed: Scheme | None, report: str, detail: bool) -> d
     return result.to_dict(detail=detail)
 
 
-def _jsonl(stdin: IO[str]) -> Iterator[tuple[int, Any]]:
-    for number, line in enumerate(stdin, start=1):
+def _jsonl(stdin: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    for number, raw in enumerate(stdin, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield number, InputError(f"not UTF-8 text (byte {exc.start + 1})")
+            continue
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line, parse_float=Decimal)
+            yield number, json.loads(line, parse_float=Decimal, parse_int=Decimal)
         except json.JSONDecodeError as exc:
-            yield number, InputError(f"not valid JSON: {exc.msg} at column {exc.colno}")
-        except RecursionError:
-            yield number, InputError("not valid JSON: nested too deeply")
+            yield number, InputError(f"not valid JSON: {exc}")
+        except (RecursionError, ValueError):
+            yield number, InputError("not valid JSON: nested too deeply or a number too long")
 
 
 def _json_default(value: Any) -> Any:
@@ -128,15 +139,18 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def run(args: argparse.Namespace, stdin: IO[str] | None = None,
+def run(args: argparse.Namespace, stdin: IO[bytes] | None = None,
         stdout: IO[str] | None = None) -> int:
     """Process stdin; exit status 1 if any line failed, 0 otherwise."""
-    stdin = stdin or sys.stdin
-    stdout = stdout or sys.stdout
+    stdin = stdin or sys.stdin.buffer
+    if stdout is None:
+        sys.stdout.reconfigure(encoding="utf-8")  # type: ignore[union-attr]
+        stdout = sys.stdout
     fixed = None if args.scheme == "auto" else get_scheme(args.scheme)
     failed = total = 0
     if args.format == "csv":
-        reader = csv.DictReader(stdin)
+        text = io.TextIOWrapper(stdin, encoding="utf-8-sig", errors="replace", newline="")
+        reader = csv.DictReader(text)
         fields = list(reader.fieldnames or [])
         writer = csv.DictWriter(stdout, fieldnames=fields + [c for c in CSV_RESULT_COLUMNS
                                                              if c not in fields],
