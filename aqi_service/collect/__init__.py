@@ -1,0 +1,1 @@
+"""Collection: station clients, validation, ingest, derived records and the schedule."""

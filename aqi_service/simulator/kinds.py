@@ -1,0 +1,44 @@
+"""The kinds of faults a simulated data logger can show."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class FaultKind(StrEnum):
+    """Every fault the simulator can inject."""
+
+    DOWN = "down"
+    HTTP_500 = "http_500"
+    TIMEOUT = "timeout"
+    MALFORMED_JSON = "malformed_json"
+    WRONG_CONTENT = "wrong_content"
+    MISSING_HOUR = "missing_hour"
+    LATE_HOUR = "late_hour"
+    DUPLICATE_HOUR = "duplicate_hour"
+    REVISED_VALUE = "revised_value"
+    OUT_OF_RANGE = "out_of_range"
+    NEGATIVE = "negative"
+    BAD_TIMESTAMP = "bad_timestamp"
+    NON_NUMERIC = "non_numeric"
+    FLAG_MAINTENANCE = "flag_maintenance"
+    FLAG_CALIBRATION = "flag_calibration"
+    FLAG_FAULT = "flag_fault"
+    SILENT = "silent"
+
+    @property
+    def is_transport(self) -> bool:
+        """Whether the fault replaces the whole answer rather than altering records."""
+        return self in TRANSPORT_KINDS
+
+
+TRANSPORT_KINDS = frozenset({
+    FaultKind.DOWN, FaultKind.HTTP_500, FaultKind.TIMEOUT,
+    FaultKind.MALFORMED_JSON, FaultKind.WRONG_CONTENT,
+})
+FLAG_OF_KIND = {
+    FaultKind.FLAG_MAINTENANCE: "M",
+    FaultKind.FLAG_CALIBRATION: "C",
+    FaultKind.FLAG_FAULT: "D",
+}
+"""HJ 212 data flags: N normal, M maintenance, C calibration, D instrument fault."""

@@ -1,0 +1,93 @@
+"""The asyncpg pool: one per process, on the embedded server or on ``database.url``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+
+from aqi_service.config import Config, mask_url
+from aqi_service.errors import AqiServiceError
+from aqi_service.storage.embedded import EmbeddedPostgres
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(AqiServiceError):
+    """The database cannot be reached or set up."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where to connect: a DSN (external) or the embedded server's socket."""
+
+    dsn: str
+    label: str
+
+
+def _jsonb_encode(value: object) -> bytes:
+    return b"\x01" + json.dumps(value, ensure_ascii=False).encode()
+
+
+def _jsonb_decode(data: bytes) -> object:
+    return json.loads(data[1:])
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # Binary jsonb (version byte 1 + text) so that COPY can carry it too.
+    await conn.set_type_codec("jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode,
+                              schema="pg_catalog", format="binary")
+    await conn.execute("SET TIME ZONE 'UTC'")
+
+
+@asynccontextmanager
+async def database_target(cfg: Config) -> AsyncIterator[Target]:
+    """Yield where to connect; start (and finally release) the embedded server if needed."""
+    if cfg.database.url is not None:
+        url = cfg.database.url.reveal()
+        yield Target(url, mask_url(url))
+        return
+    embedded = EmbeddedPostgres(cfg.database.data_dir)
+    loop = asyncio.get_running_loop()
+    try:
+        params = await loop.run_in_executor(None, embedded.start)
+    except Exception as exc:  # the wheel raises plain subprocess/OS errors
+        raise DatabaseUnavailable(f"embedded PostgreSQL failed to start: {exc}") from exc
+    try:
+        yield Target(params.dsn(), f"embedded PostgreSQL in {embedded.pgdata}")
+    finally:
+        await loop.run_in_executor(None, embedded.stop)
+
+
+async def create_pool(target: Target, cfg: Config) -> asyncpg.Pool:
+    """Create the pool and probe it with ``SELECT 1``."""
+    db = cfg.database
+    try:
+        pool = await asyncpg.create_pool(
+            target.dsn, min_size=db.pool_min, max_size=db.pool_max,
+            command_timeout=db.command_timeout_s, timeout=db.connect_timeout_s,
+            init=_init_connection,
+        )
+        async with pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseUnavailable(f"cannot connect to {target.label}: {exc}") from exc
+    log.info("database pool ready (%s, %d-%d connections)", target.label, db.pool_min,
+             db.pool_max)
+    return pool
+
+
+@asynccontextmanager
+async def open_pool(cfg: Config) -> AsyncIterator[asyncpg.Pool]:
+    """Target, pool and teardown in one: for commands that just need a pool."""
+    async with database_target(cfg) as target:
+        pool = await create_pool(target, cfg)
+        try:
+            yield pool
+        finally:
+            await pool.close()

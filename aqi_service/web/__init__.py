@@ -1,0 +1,1 @@
+"""The web layer: app factory, resources' lifetimes, routes, the error envelope."""

@@ -1,0 +1,256 @@
+"""The application factory and every resource's lifetime (one ``cleanup_ctx`` each).
+
+Order: database (embedded server or URL, pool, migrations, stations) → simulator (when a
+station uses it) → HTTP client → collector → snapshot → scheduler. Teardown runs in
+reverse, only for what started.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import date, datetime, timedelta, timezone
+
+from aiohttp import web
+
+from aqi_service.collect import derive
+from aqi_service.collect.client import create_session
+from aqi_service.collect.collector import Collector
+from aqi_service.collect.scheduler import Leader, Schedule
+from aqi_service.config import Config, StationConfig
+from aqi_service.storage import db, migrations, stations
+from aqi_service.storage.observations import ensure_partitions
+from aqi_service.web import keys
+from aqi_service.web.api import setup_routes
+from aqi_service.web.errors import error_middleware
+from aqi_service.web.snapshot import SnapshotStore
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def extra_station_configs(cfg: Config) -> list[StationConfig]:
+    """Synthetic simulator stations (benchmarks): collected, but not part of the city."""
+    from aqi_service.simulator import Simulator
+
+    if cfg.simulator.extra_stations <= 0:
+        return []
+    sim = Simulator(_sim_stations(cfg), seed=cfg.simulator.seed,
+                    extra_stations=cfg.simulator.extra_stations)
+    own = {s.code for s in cfg.stations}
+    return [StationConfig(code=s.code, name_zh=s.name or s.code, name_en=s.name or s.code,
+                          lat=s.lat, lon=s.lon, source="simulator")
+            for s in sim.stations if s.code not in own]
+
+
+def _sim_stations(cfg: Config) -> list:
+    from aqi_service.simulator import SimStation
+
+    return [SimStation(code=s.code, lat=s.lat, lon=s.lon, name=s.name_zh)
+            for s in cfg.stations if s.source == "simulator"]
+
+
+class ProgressBar:
+    """A console progress bar on stderr (a line per 10 % when stderr is not a terminal)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self._last = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        total = max(total, 1)
+        share = done / total
+        if self.tty:
+            bar = "#" * int(share * 30)
+            sys.stderr.write(f"\r{self.label} [{bar:<30}] {done}/{total} stations")
+            if done >= total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+        elif int(share * 10) != self._last:
+            self._last = int(share * 10)
+            print(f"{self.label}: {done}/{total} stations", file=sys.stderr, flush=True)
+
+
+def create_app(
+    cfg: Config,
+    *,
+    scheduler: bool = True,
+    clock: Clock | None = None,
+    database_target: db.Target | None = None,
+) -> web.Application:
+    """Build the application; no I/O happens until it starts."""
+    clock = clock or _now
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    app[keys.CONFIG] = cfg
+    app.cleanup_ctx.append(_database_ctx(database_target))
+    if any(s.source == "simulator" for s in cfg.stations):
+        app.cleanup_ctx.append(_simulator_ctx(clock))
+    app.cleanup_ctx.append(_client_ctx)
+    app.cleanup_ctx.append(_collector_ctx(clock))
+    app.cleanup_ctx.append(_snapshot_ctx(clock))
+    if scheduler:
+        app.cleanup_ctx.append(_scheduler_ctx(clock))
+    setup_routes(app)
+    return app
+
+
+def _database_ctx(given: db.Target | None) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        cfg = app[keys.CONFIG]
+        if given is not None:
+            async for _ in _with_pool(app, cfg, given):
+                yield
+            return
+        async with db.database_target(cfg) as target:
+            async for _ in _with_pool(app, cfg, target):
+                yield
+    return ctx
+
+
+async def _with_pool(app: web.Application, cfg: Config, target: db.Target) -> AsyncIterator[None]:
+    pool = await db.create_pool(target, cfg)
+    try:
+        async with pool.acquire() as conn:
+            applied = await migrations.migrate(conn)
+            app[keys.MIGRATION_VERSION] = await migrations.current_version(conn)
+            log.info("database at migration %d (%d applied now)", app[keys.MIGRATION_VERSION],
+                     len(applied))
+            await stations.sync_stations(conn, cfg.stations, extra_station_configs(cfg))
+        app[keys.POOL] = pool
+        app[keys.DSN] = target.dsn
+        yield
+    finally:
+        await pool.close()
+
+
+def _simulator_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        from aqi_service.simulator import Simulator, run_simulator, simulator_url
+
+        cfg = app[keys.CONFIG]
+        sim = Simulator(_sim_stations(cfg), seed=cfg.simulator.seed,
+                        extra_stations=cfg.simulator.extra_stations, clock=clock,
+                        publish_delay_s=cfg.simulator.publish_delay_s)
+        runner = await run_simulator(sim, cfg.simulator.host, cfg.simulator.port)
+        app[keys.SIMULATOR_URL] = simulator_url(runner)
+        log.info("station simulator for %d stations at %s", len(sim.stations),
+                 app[keys.SIMULATOR_URL])
+        try:
+            yield
+        finally:
+            await runner.cleanup()
+    return ctx
+
+
+async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
+    session = create_session(app[keys.CONFIG].collection)
+    app[keys.CLIENT] = session
+    try:
+        yield
+    finally:
+        await session.close()
+
+
+def _instance_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _collector_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        cfg = app[keys.CONFIG]
+        app[keys.COLLECTOR] = Collector(
+            app[keys.POOL], app[keys.CLIENT], cfg, app.get(keys.SIMULATOR_URL),
+            extra_stations=extra_station_configs(cfg), clock=clock, instance=_instance_name())
+        yield
+    return ctx
+
+
+def _snapshot_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        store = SnapshotStore(app[keys.CONFIG])
+        async with app[keys.POOL].acquire() as conn:
+            await store.refresh(conn, clock())
+        app[keys.SNAPSHOT] = store
+        yield
+    return ctx
+
+
+async def refresh_snapshot(app: web.Application, clock: Clock) -> None:
+    """Rebuild the /now snapshot."""
+    async with app[keys.POOL].acquire() as conn:
+        await app[keys.SNAPSHOT].refresh(conn, clock())
+
+
+def _scheduler_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        cfg = app[keys.CONFIG]
+        collector = app[keys.COLLECTOR]
+        leader = Leader(app[keys.DSN], collector.instance)
+        schedule = Schedule(cfg, leader)
+        app[keys.LEADER] = leader
+        app[keys.SCHEDULE] = schedule
+
+        async def collect() -> None:
+            await collector.run("scheduled")
+            await refresh_snapshot(app, clock)
+
+        async def catch_up() -> None:
+            await collector.run("catch-up", only_missing=True)
+            await refresh_snapshot(app, clock)
+
+        async def daily() -> None:
+            yesterday = (clock().astimezone(derive.SHANGHAI) - timedelta(days=1)).date()
+            await run_daily(app, yesterday, clock)
+
+        async def maintenance() -> None:
+            async with app[keys.POOL].acquire() as conn:
+                now = clock()
+                await ensure_partitions(conn, now, now + timedelta(days=95))
+
+        async def startup() -> None:
+            await startup_collection(app, clock)
+
+        schedule.add_jobs(collect, catch_up, daily, maintenance, startup)
+        schedule.scheduler.add_job(refresh_snapshot, "interval", minutes=1, args=(app, clock),
+                                   id="snapshot")
+        await schedule.start()
+        try:
+            yield
+        finally:
+            await schedule.stop()
+    return ctx
+
+
+async def run_daily(app: web.Application, day: date, clock: Clock) -> None:
+    """Daily records of every station and the city for ``day`` (even if incomplete)."""
+    cfg = app[keys.CONFIG]
+    codes = [s.code for s in cfg.stations] + [s.code for s in extra_station_configs(cfg)]
+    async with app[keys.POOL].acquire() as conn:
+        await derive.derive_days(conn, codes, [day], cfg.city.code,
+                                 [s.code for s in cfg.stations], clock(),
+                                 "daily report", None)
+
+
+async def startup_collection(app: web.Application, clock: Clock) -> None:
+    """On taking the lead: back-fill (30 days on an empty database), then refresh /now."""
+    cfg = app[keys.CONFIG]
+    collector = app[keys.COLLECTOR]
+    async with app[keys.POOL].acquire() as conn:
+        empty = await conn.fetchval("SELECT NOT EXISTS (SELECT 1 FROM station_cursors)")
+    if empty and cfg.collection.initial_backfill_days > 0:
+        days = cfg.collection.initial_backfill_days
+        log.info("empty database: back-filling the last %d days", days)
+        await collector.run("initial", lookback_hours=days * 24,
+                            progress=ProgressBar(f"back-filling {days} days"))
+    else:
+        await collector.run("startup")
+    await refresh_snapshot(app, clock)
