@@ -32,6 +32,12 @@ TIME_CONVENTIONS = ("hour-ending", "hour-beginning")
 _CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
+def default_config_dir() -> Path:
+    """``./config`` when the working directory has one, else the checkout's ``config/``."""
+    here = Path("config")
+    return here if (here / "service.toml").exists() else DEFAULT_CONFIG_DIR
+
+
 class Secret(str):
     """A string that never shows itself in ``repr``/``str`` formatting of the config."""
 
@@ -398,7 +404,7 @@ def load_config(
     """
     env = os.environ if env is None else env
     errors = _Errors()
-    directory = Path(config_dir or env.get("AQI_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
+    directory = Path(config_dir or env.get("AQI_CONFIG_DIR") or default_config_dir())
     service = _read_toml(directory / "service.toml", errors)
     stations_doc = _read_toml(directory / "stations.toml", errors)
 

@@ -58,7 +58,10 @@ class Migration:
 def sql_dir() -> Path:
     """Where the migrations live: ``AQI_SQL_DIR`` or the project's ``sql/`` folder."""
     env = os.environ.get("AQI_SQL_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "sql"
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parents[2] / "sql"
+    return checkout if checkout.is_dir() else Path("sql")
 
 
 def discover(directory: Path | None = None) -> list[Migration]:

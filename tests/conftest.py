@@ -1,0 +1,163 @@
+"""Shared fixtures: a real PostgreSQL, a fresh migrated database per test, real simulators.
+
+The server is the embedded PostgreSQL (started once per session in a short temporary
+folder) unless ``AQI_TEST_DATABASE_URL`` names another one (CI also runs the suite against
+PostgreSQL 15). Every test that asks for ``db_dsn`` gets its own database, created from a
+migrated template, and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import asyncpg
+import pytest
+
+from aqi_service.config import Config, Secret, load_config
+from aqi_service.storage import migrations
+from aqi_service.storage.db import _init_connection
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATE = "aqi_test_template"
+_counter = itertools.count()
+
+
+def _with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A DSN of a PostgreSQL server's maintenance database (``postgres``)."""
+    external = os.environ.get("AQI_TEST_DATABASE_URL")
+    if external:
+        yield _with_database(external, "postgres")
+        return
+    from aqi_service.storage.embedded import EmbeddedPostgres
+
+    folder = Path(tempfile.mkdtemp(prefix="aqit-", dir="/tmp"))
+    server = EmbeddedPostgres(folder)
+    params = server.start()
+    try:
+        yield f"postgresql://{params.user}@/postgres?host={params.host}&port={params.port}"
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _admin(dsn: str) -> asyncpg.Connection:
+    return await asyncpg.connect(dsn)
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server: str) -> Iterator[str]:
+    """A migrated template database; tests clone it."""
+    name = f"{TEMPLATE}_{os.getpid()}"
+
+    async def setup() -> None:
+        admin = await _admin(pg_server)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(_with_database(pg_server, name))
+        try:
+            await migrations.migrate(conn)
+        finally:
+            await conn.close()
+
+    async def teardown() -> None:
+        admin = await _admin(pg_server)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    asyncio.run(setup())
+    try:
+        yield name
+    finally:
+        asyncio.run(teardown())
+
+
+@pytest.fixture
+async def db_dsn(pg_server: str, template_db: str) -> AsyncIterator[str]:
+    """A fresh migrated database for one test."""
+    name = f"aqi_t_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
+    admin = await _admin(pg_server)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    finally:
+        await admin.close()
+    try:
+        yield _with_database(pg_server, name)
+    finally:
+        admin = await _admin(pg_server)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the test's database, set up like the service's."""
+    p = await asyncpg.create_pool(db_dsn, min_size=1, max_size=4, init=_init_connection)
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+@pytest.fixture
+def config(db_dsn: str) -> Config:
+    """The shipped configuration pointed at the test database, with short timeouts."""
+    cfg = load_config(REPO / "config", env={})
+    return cfg.replace(
+        database={"url": Secret(db_dsn), "pool_min": 1, "pool_max": 4},
+        collection={"timeout_s": 2.0, "connect_timeout_s": 1.0, "retries": 1,
+                    "backoff_s": 0.05, "concurrency": 8},
+        simulator={"port": 0},
+        http={"port": 0},
+    )
+
+
+class FakeClock:
+    """A settable clock shared by the simulator and the collector."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """Fixed at 2026-11-20 10:20 Asia/Shanghai (02:20 UTC)."""
+    return FakeClock(datetime(2026, 11, 20, 2, 20, tzinfo=UTC))
+
+
+@pytest.fixture
+async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session with short timeouts."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as s:
+        yield s
+
+
+def with_database_url(cfg: Config, dsn: str) -> Config:
+    """``cfg`` using ``dsn``."""
+    return replace(cfg, database=replace(cfg.database, url=Secret(dsn)))
