@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
+from itertools import pairwise
 
 S2012 = "HJ633-2012"
 S2026 = "HJ633-2026"
@@ -97,7 +98,7 @@ def iaqi_formula(scheme: str, column: str, conc: Fraction) -> int:
     points = COLUMNS[scheme][column]
     if conc == 0:
         return 0
-    for (bp_lo, i_lo), (bp_hi, i_hi) in zip(points, points[1:], strict=False):
+    for (bp_lo, i_lo), (bp_hi, i_hi) in pairwise(points):
         if bp_lo < conc <= bp_hi:
             exact = Fraction(i_hi - i_lo, bp_hi - bp_lo) * (conc - bp_lo) + i_lo
             return math.ceil(exact)

@@ -5,27 +5,31 @@
 
 ``GET /stations/{code}/hourly?since=<ISO 8601>[&until=<ISO 8601>]``
     ``{"station_code", "time_convention": "hour-ending", "timezone": "Asia/Shanghai",
-    "units": {...}, "records": [{"time": "2026-11-26T16:00:00+08:00", "so2": 12,
-    "so2_flag": "N", ..., "pm2_5": 61, "pm2_5_flag": "N"}, ...]}``. Records are the hours
-    strictly after ``since`` up to and including ``until`` (default and cap: the latest
-    published hour), ascending, labelled hour-ending in +08:00. µg/m³ values are integers,
+    "units": {"so2": "µg/m³", ..., "co": "mg/m³", ...}, "records": [{"time":
+    "2026-11-26T16:00:00+08:00", "so2": 12, "so2_flag": "N", ..., "pm2_5": 61,
+    "pm2_5_flag": "N"}, ...]}``. Records are the hours strictly after ``since`` up to and
+    including ``until`` (default and cap: the latest published hour), ascending, labelled
+    hour-ending in +08:00 (16:00 is the mean of 15:00-16:00). µg/m³ values are integers,
     CO (mg/m³) has 3 decimals; flags are HJ 212 data flags (N normal, M maintenance,
     C calibration, D fault). Times without an offset are Asia/Shanghai. ``since`` is
     required; ``until - since`` (``until`` defaulting to the latest hour) is at most 31 days.
 
 ``GET /_faults``
     ``{"faults": [{"id", "station", "kind", "count", "until", "hours", "value",
-    "created"}, ...], "rates": {kind: probability, ...}}``: active on-demand faults.
+    "created"}, ...], "rates": {kind: probability, ...}}``: the active on-demand faults
+    and the non-zero rates.
 
 ``POST /_faults``
     Body ``{"station": "<code>" | "*", "kind": "<kind>", "count": N, "until": "<ISO>",
-    "hours": ["<ISO hour>", ...], "value": ...}`` (only ``kind`` is required; ``station``
-    defaults to ``"*"``); answers 201 ``{"fault": {...}}``. See ``faults`` for kinds and
-    values. ``count`` limits the fault to the next N hourly requests of a matching station;
-    ``until`` ends it at that time of the simulator's clock.
+    "hours": ["<ISO hour>", ...], "value": ...}``; only ``kind`` is required (``station``
+    defaults to ``"*"``, every field but ``kind`` is optional). Answers 201
+    ``{"fault": {...}}``. ``count`` limits the fault to the next N hourly requests to a
+    matching station, ``until`` ends it at that time of the simulator's clock, ``hours``
+    limits a data fault to those hours (default: every hour). Kinds are listed in
+    ``kinds``, their values in ``faultparams``.
 
 ``DELETE /_faults`` clears every fault (``{"cleared": n}``);
-``DELETE /_faults/{id}`` removes one.
+``DELETE /_faults/{id}`` removes one (404 if there is none).
 
 Transport faults (``down`` 503, ``http_500`` 500, ``timeout``, ``malformed_json``,
 ``wrong_content``) apply to ``/stations/{code}/hourly`` only; ``/stations`` and
@@ -48,9 +52,9 @@ from aiohttp import web
 
 from aqi_service.errors import InputError
 from aqi_service.simulator.errors import BadParameter, UnknownStationError
-from aqi_service.simulator.faults import FaultKind
 from aqi_service.simulator.hours import TIMEZONE_NAME, parse_time
 from aqi_service.simulator.keys import CLOSING, SIMULATOR
+from aqi_service.simulator.kinds import FaultKind
 from aqi_service.simulator.model import Simulator, TransportFault
 from aqi_service.simulator.records import RECORD_KEYS, Row
 

@@ -1,4 +1,24 @@
-"""The kinds of faults a simulated data logger can show."""
+"""The kinds of faults a simulated data logger can show.
+
+Transport (the answer to ``/stations/{code}/hourly`` fails):
+
+- ``down``: 503 with a JSON error;
+- ``http_500``: 500 with a JSON error;
+- ``timeout``: the handler waits ``value`` seconds (30) before answering, so clients time out;
+- ``malformed_json``: 200, ``application/json``, a truncated body;
+- ``wrong_content``: 200, ``text/html`` (a login page).
+
+Data (the records are wrong):
+
+- ``missing_hour``: the hours are absent;
+- ``late_hour``: an hour appears only ``value`` seconds (3600) after it would normally;
+- ``duplicate_hour``: the record appears twice;
+- ``revised_value``: a pollutant's value changes by a delta from the moment it is registered;
+- ``out_of_range`` / ``negative`` / ``non_numeric``: a value is 99999 / -5 / "—";
+- ``bad_timestamp``: a record's time is off the hour or in the future;
+- ``flag_maintenance`` / ``flag_calibration`` / ``flag_fault``: flags M / C / D;
+- ``silent``: 200 but no records for hours after the fault starts.
+"""
 
 from __future__ import annotations
 

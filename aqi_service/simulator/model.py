@@ -11,15 +11,11 @@ import numpy as np
 
 from aqi_service.errors import ConfigError
 from aqi_service.simulator.errors import BadParameter, UnknownStationError
-from aqi_service.simulator.faults import (
-    DEFAULT_TIMEOUT_S,
-    TRANSPORT_KINDS,
-    FaultKind,
-    FaultRates,
-    FaultRegistry,
-)
+from aqi_service.simulator.faultparams import DEFAULT_TIMEOUT_S
+from aqi_service.simulator.faults import FaultRates, FaultRegistry
 from aqi_service.simulator.hashing import FloatArray, hash_keys, string_key, uniform
 from aqi_service.simulator.hours import HOUR_S, ensure_aware, hour_datetime, hour_floor, parse_hour
+from aqi_service.simulator.kinds import TRANSPORT_KINDS, FaultKind
 from aqi_service.simulator.records import RecordContext, Row, build_rows, rows_to_records
 from aqi_service.simulator.series import SeriesModel, StationField, round_reported
 from aqi_service.simulator.stations import SimStation, synthetic_stations

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from aqi_service.simulator.faults import FLAG_OF_KIND, Fault, FaultKind, FaultRates
+from aqi_service.simulator.faults import Fault, FaultRates
 from aqi_service.simulator.hashing import FloatArray, hash_keys, string_key, uniform
 from aqi_service.simulator.hours import HOUR_S, hour_labels, time_label
+from aqi_service.simulator.kinds import FLAG_OF_KIND, FaultKind
 from aqi_service.simulator.series import POLLUTANTS, round_reported
 
 REVISION_LAG_S = 3 * HOUR_S
@@ -42,6 +43,10 @@ class RecordContext:
     publish_delay_s: float
 
 
+def _per_pollutant() -> dict[str, dict[int, Any]]:
+    return {p: {} for p in POLLUTANTS}
+
+
 @dataclass
 class _Table:
     """Hourly columns with sparse changes: dropped and duplicated rows, overrides, flags."""
@@ -50,10 +55,8 @@ class _Table:
     values: dict[str, FloatArray]
     drop: NDArray[np.bool_]
     dup: NDArray[np.bool_]
-    overrides: dict[str, dict[int, Any]] = field(default_factory=lambda: {p: {} for p in
-                                                                          POLLUTANTS})
-    flags: dict[str, dict[int, str]] = field(default_factory=lambda: {p: {} for p in
-                                                                      POLLUTANTS})
+    overrides: dict[str, dict[int, Any]] = field(default_factory=_per_pollutant)
+    flags: dict[str, dict[int, str]] = field(default_factory=_per_pollutant)
     times: dict[int, str] = field(default_factory=dict)
 
 
