@@ -24,7 +24,7 @@ def small(config: Config) -> Config:
     return config.replace(collection={"initial_backfill_days": 1})
 
 
-async def wait_for(predicate, timeout: float = 30.0) -> None:  # noqa: ANN001
+async def wait_for(predicate, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await predicate():
@@ -34,7 +34,7 @@ async def wait_for(predicate, timeout: float = 30.0) -> None:  # noqa: ANN001
 
 
 @pytest.fixture
-async def client(config: Config, clock) -> AsyncIterator[TestClient]:  # noqa: ANN001
+async def client(config: Config, clock) -> AsyncIterator[TestClient]:
     app = create_app(small(config), clock=clock)
     async with TestClient(TestServer(app)) as c:
         pool = app[keys.POOL]
@@ -95,7 +95,7 @@ async def test_health_and_readiness(client: TestClient) -> None:
 
 
 async def test_two_instances_one_collects_and_the_other_takes_over(
-    config: Config, clock, db_dsn: str,  # noqa: ANN001
+    config: Config, clock, db_dsn: str,
 ) -> None:
     cfg = small(config)
     first = web.AppRunner(create_app(cfg, clock=clock))
