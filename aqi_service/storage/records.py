@@ -134,9 +134,14 @@ async def write(
             revisions.append((table.kind, row[0], name, period_end, _text(_norm(before)),
                               _text(after), reason, run_id))
     if inserts and not existing:
-        await conn.copy_records_to_table(table.name, records=inserts, columns=table.columns)
-        result.inserted = len(inserts)
-        inserts = []
+        try:
+            await conn.copy_records_to_table(table.name, records=inserts,
+                                             columns=table.columns)
+        except asyncpg.UniqueViolationError:
+            pass  # another writer got there first: take the upsert path below
+        else:
+            result.inserted = len(inserts)
+            inserts = []
     pending = inserts + updates
     if pending:
         stage = f"{table.name}_stage"
