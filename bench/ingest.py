@@ -82,8 +82,9 @@ from aqi_service.storage.observations import COLUMNS, ensure_partitions  # noqa:
 from aqi_service.web.app import extra_station_configs  # noqa: E402
 
 HOUR = timedelta(hours=1)
-BASELINE_COLUMNS = (*COLUMNS, "updated_at")
-"""The columns (and order) of the project's straight COPY path."""
+BASELINE_COLUMNS = COLUMNS
+"""The columns (and order) the project's ingest writes; the table's defaults fill the rest
+(received_at, updated_at, revision) for both sides alike."""
 SELECT_BACK = f"SELECT {', '.join(BASELINE_COLUMNS)} FROM observations WHERE hour_end <= $1"
 """The back-fill's rows (the hourly cycle adds a later hour to the largest case)."""
 TARGET_RATIO = 0.5
@@ -180,7 +181,8 @@ class Databases:
             await admin.execute(f'CREATE DATABASE "{name}"')
         finally:
             await admin.close()
-        self.created.append(name)
+        if name not in self.created:
+            self.created.append(name)
         dsn = _dsn_for(self.base_dsn, name)
         conn = await asyncpg.connect(dsn)
         try:
@@ -423,12 +425,18 @@ async def bench(args: argparse.Namespace, base_dsn: str) -> dict[str, float]:
              f"pool {base_cfg.database.pool_min}-{base_cfg.database.pool_max}")
         cycle_s, cycle_cpu, cycle_summary, new_hour, big = 0.0, 0.0, None, 0, None
         for case in cases:
-            case.dsn = await dbs.fresh(f"n{case.stations}")
             is_big = case.stations == largest and big is None
-            pool, cfg, extras = await run_backfill(
-                case, base_cfg, sim, args.lookback_hours, clock, dbs, keep_pool=is_big,
-                profiler=profiler if is_big else None)
-            assert case.summary is not None
+            best: tuple[float, float] | None = None
+            for rep in range(args.repeat):  # best of N: this machine is noisy
+                case.dsn = await dbs.fresh(f"n{case.stations}r{rep}")
+                last = rep == args.repeat - 1
+                pool, cfg, extras = await run_backfill(
+                    case, base_cfg, sim, args.lookback_hours, clock, dbs,
+                    keep_pool=is_big and last, profiler=profiler if is_big and last else None)
+                if best is None or case.backfill_s < best[0]:
+                    best = (case.backfill_s, case.backfill_cpu_s)
+            assert case.summary is not None and best is not None
+            case.backfill_s, case.backfill_cpu_s = best
             d = case.derived
             _say(f"back-fill {case.stations:>5} stations: {case.rows} rows in "
                  f"{case.backfill_s:.2f} s = {case.rows_per_s:,.0f} rows/s "
@@ -450,7 +458,13 @@ async def bench(args: argparse.Namespace, base_dsn: str) -> dict[str, float]:
                      f"peak RSS so far {_rss_mb():.0f} MB")
         collector_peak = _rss_mb()
         for case in cases:
-            await run_baseline(case, dbs)
+            best_base: tuple[float, float] | None = None
+            for _ in range(args.repeat):
+                await run_baseline(case, dbs)
+                if best_base is None or case.baseline_s < best_base[0]:
+                    best_base = (case.baseline_s, case.baseline_cpu_s)
+            assert best_base is not None
+            case.baseline_s, case.baseline_cpu_s = best_base
             _say(f"baseline  {case.stations:>5} stations: {case.rows} rows in "
                  f"{case.baseline_s:.2f} s = {case.baseline_rows_per_s:,.0f} rows/s "
                  f"(CPU of this process {case.baseline_cpu_s:.2f} s); "
@@ -496,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stations", type=_counts, default=[11, 500, 2000],
                         help="station counts, comma-separated (default: 11,500,2000)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="back-fills and baselines per case; the best of each counts "
+                             "(default: 3)")
     parser.add_argument("--lookback-hours", type=int, default=72,
                         help="back-fill look-back in hours (default: 72)")
     parser.add_argument("--database-url", default=None,

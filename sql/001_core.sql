@@ -2,8 +2,9 @@
 -- Times are timestamptz (stored UTC). Hourly values are labelled hour-ending: hour_end
 -- 08:00+08 is the mean of 07:00-08:00 China Standard Time.
 
+-- Codes are ASCII identifiers: COLLATE "C" compares them bytewise (fast index builds).
 CREATE TABLE stations (
-    code        text PRIMARY KEY,
+    code        text COLLATE "C" PRIMARY KEY,
     name_zh     text NOT NULL,
     name_en     text NOT NULL,
     county_zh   text NOT NULL DEFAULT '',
@@ -25,15 +26,16 @@ CREATE TABLE stations (
 -- Rejected values never land here (see rejected_values); flagged values (maintenance,
 -- calibration, fault …) do, with valid = false, so that nothing is lost.
 CREATE TABLE observations (
-    station_code text NOT NULL,
-    pollutant    text NOT NULL,
+    station_code text COLLATE "C" NOT NULL,
+    pollutant    text COLLATE "C" NOT NULL,
     hour_end     timestamptz NOT NULL,
     value        numeric,
     flag         text NOT NULL DEFAULT 'N',
     valid        boolean NOT NULL,
     source       text NOT NULL,
-    received_at  timestamptz NOT NULL,
-    updated_at   timestamptz NOT NULL,
+    -- when the value was stored (the ingest's transaction time) and last changed
+    received_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now(),
     revision     integer NOT NULL DEFAULT 0,
     CONSTRAINT observations_pkey PRIMARY KEY (station_code, pollutant, hour_end),
     CONSTRAINT observations_pollutant_check
@@ -46,7 +48,7 @@ CREATE TABLE observations (
 -- Values refused by validation, kept for audit; never used for publication.
 CREATE TABLE rejected_values (
     id           bigserial PRIMARY KEY,
-    station_code text NOT NULL,
+    station_code text COLLATE "C" NOT NULL,
     pollutant    text,
     hour_end     timestamptz,
     raw_value    text,
@@ -57,30 +59,46 @@ CREATE TABLE rejected_values (
 );
 CREATE INDEX rejected_values_station_time_idx ON rejected_values (station_code, received_at);
 
+-- Pollutant sets are stored as bitmasks (bit i: the i-th of so2, no2, co, o3, pm10, pm2_5)
+-- and shown as sorted name arrays by generated columns: compact to write, easy to query.
+CREATE FUNCTION pollutant_names(mask smallint) RETURNS text[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT coalesce(array_agg(name ORDER BY name), '{}')
+    FROM unnest(ARRAY['so2', 'no2', 'co', 'o3', 'pm10', 'pm2_5']) WITH ORDINALITY AS p(name, i)
+    WHERE mask & (1 << (i::int - 1)) <> 0
+$$;
+
 -- The station's published hourly record (CNEMC-style): 1 h values, moving averages with the
 -- valid hours behind them, IAQIs, AQI and its level, under the scheme in force that hour.
 CREATE TABLE station_hourly (
-    station_code        text NOT NULL,
+    station_code        text COLLATE "C" NOT NULL,
     hour_end            timestamptz NOT NULL,
     scheme              text NOT NULL,
-    so2 numeric, so2_24h numeric, no2 numeric, no2_24h numeric,
-    co numeric, co_24h numeric, o3 numeric, o3_8h numeric, o3_24h numeric, o3_8h_24h numeric,
-    pm10 numeric, pm10_24h numeric, pm2_5 numeric, pm2_5_24h numeric,
+    -- Record values are float8 holding decimals of at most 6 places (micro-units): the
+    -- shortest text of each double is that decimal, so nothing is lost; the observations
+    -- keep the stations' values exactly (numeric).
+    so2 float8, so2_24h float8, no2 float8, no2_24h float8,
+    co float8, co_24h float8, o3 float8, o3_8h float8, o3_24h float8, o3_8h_24h float8,
+    pm10 float8, pm10_24h float8, pm2_5 float8, pm2_5_24h float8,
     so2_24h_hours smallint, no2_24h_hours smallint, co_24h_hours smallint,
     o3_8h_hours smallint, o3_24h_hours smallint, o3_8h_24h_hours smallint,
     pm10_24h_hours smallint, pm2_5_24h_hours smallint,
-    flags               jsonb NOT NULL DEFAULT '{}',
+    -- pollutant → HJ 212 flag of each 1 h value that is not valid (NULL: all valid)
+    flags               jsonb,
     iaqi_so2 smallint, iaqi_no2 smallint, iaqi_co smallint,
     iaqi_o3 smallint, iaqi_pm10 smallint, iaqi_pm2_5 smallint,
     aqi                 smallint,
     computed_aqi        smallint,
     level               smallint,
-    primary_pollutants  text[] NOT NULL DEFAULT '{}',
-    exceeding_pollutants text[],
-    missing_pollutants  text[] NOT NULL DEFAULT '{}',
+    primary_mask        smallint NOT NULL DEFAULT 0,
+    exceeding_mask      smallint,          -- NULL: the scheme has no exceeding pollutants
+    missing_mask        smallint NOT NULL DEFAULT 0,
+    primary_pollutants  text[] GENERATED ALWAYS AS (pollutant_names(primary_mask)) STORED,
+    exceeding_pollutants text[] GENERATED ALWAYS AS (pollutant_names(exceeding_mask)) STORED,
+    missing_pollutants  text[] GENERATED ALWAYS AS (pollutant_names(missing_mask)) STORED,
     beyond_index        boolean NOT NULL DEFAULT false,
-    first_published_at  timestamptz NOT NULL,
-    computed_at         timestamptz NOT NULL,
+    first_published_at  timestamptz NOT NULL DEFAULT now(),
+    computed_at         timestamptz NOT NULL DEFAULT now(),
     revision            integer NOT NULL DEFAULT 0,
     CONSTRAINT station_hourly_pkey PRIMARY KEY (station_code, hour_end),
     CONSTRAINT station_hourly_level_check CHECK (level BETWEEN 1 AND 6),
@@ -89,11 +107,11 @@ CREATE TABLE station_hourly (
 
 -- Daily records of a natural day (Asia/Shanghai): 24 h means, O3 daily max 1 h and 8 h.
 CREATE TABLE station_daily (
-    station_code        text NOT NULL,
+    station_code        text COLLATE "C" NOT NULL,
     day                 date NOT NULL,
     scheme              text NOT NULL,
-    so2_24h numeric, no2_24h numeric, co_24h numeric, pm10_24h numeric, pm2_5_24h numeric,
-    o3_24h numeric, o3_8h_24h numeric,
+    so2_24h float8, no2_24h float8, co_24h float8, pm10_24h float8, pm2_5_24h float8,
+    o3_24h float8, o3_8h_24h float8,
     so2_24h_hours smallint, no2_24h_hours smallint, co_24h_hours smallint,
     pm10_24h_hours smallint, pm2_5_24h_hours smallint, o3_24h_hours smallint,
     o3_8h_24h_windows smallint,
@@ -102,12 +120,15 @@ CREATE TABLE station_daily (
     aqi                 smallint,
     computed_aqi        smallint,
     level               smallint,
-    primary_pollutants  text[] NOT NULL DEFAULT '{}',
-    exceeding_pollutants text[],
-    missing_pollutants  text[] NOT NULL DEFAULT '{}',
+    primary_mask        smallint NOT NULL DEFAULT 0,
+    exceeding_mask      smallint,          -- NULL: the scheme has no exceeding pollutants
+    missing_mask        smallint NOT NULL DEFAULT 0,
+    primary_pollutants  text[] GENERATED ALWAYS AS (pollutant_names(primary_mask)) STORED,
+    exceeding_pollutants text[] GENERATED ALWAYS AS (pollutant_names(exceeding_mask)) STORED,
+    missing_pollutants  text[] GENERATED ALWAYS AS (pollutant_names(missing_mask)) STORED,
     beyond_index        boolean NOT NULL DEFAULT false,
-    first_published_at  timestamptz NOT NULL,
-    computed_at         timestamptz NOT NULL,
+    first_published_at  timestamptz NOT NULL DEFAULT now(),
+    computed_at         timestamptz NOT NULL DEFAULT now(),
     revision            integer NOT NULL DEFAULT 0,
     CONSTRAINT station_daily_pkey PRIMARY KEY (station_code, day)
 );
@@ -163,7 +184,7 @@ CREATE INDEX collection_runs_started_idx ON collection_runs (started_at);
 
 -- Where each station's collection stands: the hour through which it last answered.
 CREATE TABLE station_cursors (
-    station_code         text PRIMARY KEY,
+    station_code         text COLLATE "C" PRIMARY KEY,
     answered_through     timestamptz,
     newest_hour          timestamptz,
     last_success_at      timestamptz,
@@ -175,7 +196,7 @@ CREATE TABLE station_cursors (
 -- One row per station poll of a run: what the station's data logger answered.
 CREATE TABLE station_polls (
     run_id        bigint NOT NULL REFERENCES collection_runs (id) ON DELETE CASCADE,
-    station_code  text NOT NULL,
+    station_code  text COLLATE "C" NOT NULL,
     outcome       text NOT NULL,
     attempts      smallint NOT NULL DEFAULT 1,
     duration_s    double precision NOT NULL,

@@ -7,11 +7,11 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import aiohttp
 
+from aqi_service.collect.validate import NumText
 from aqi_service.config import CollectionConfig
 from aqi_service.errors import AqiServiceError
 
@@ -43,7 +43,9 @@ def create_session(cfg: CollectionConfig) -> aiohttp.ClientSession:
     timeout = aiohttp.ClientTimeout(total=cfg.timeout_s, connect=cfg.connect_timeout_s,
                                     sock_read=cfg.timeout_s)
     connector = aiohttp.TCPConnector(limit=max(cfg.concurrency, 1) * 2, ttl_dns_cache=300)
+    # Loggers set no cookies worth keeping: a dummy jar saves work on every response.
     return aiohttp.ClientSession(timeout=timeout, connector=connector, raise_for_status=False,
+                                 cookie_jar=aiohttp.DummyCookieJar(),
                                  headers={"User-Agent": "aqi-service collector"})
 
 
@@ -69,7 +71,7 @@ async def _once(session: aiohttp.ClientSession, url: str, params: Mapping[str, s
     except aiohttp.ClientError as exc:
         raise StationError("connection", f"{type(exc).__name__}: {exc}") from exc
     try:
-        return json.loads(raw, parse_float=Decimal)
+        return json.loads(raw, parse_float=NumText)
     except (ValueError, RecursionError) as exc:
         raise StationError("malformed_json", f"response is not valid JSON ({exc})") from exc
 

@@ -27,13 +27,14 @@ from aqi_service.collect.client import StationError, fetch_json
 from aqi_service.collect.validate import FieldMap, Parsed, PayloadError, parse_hourly
 from aqi_service.config import Config, StationConfig
 from aqi_service.storage import observations, runs
+from aqi_service.storage.observations import ObservationRow
 
 log = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
 MAX_REQUEST_HOURS = 7 * 24
 """A longer back-fill is asked for in chunks of this many hours."""
-BATCH_ROWS = 50_000
+BATCH_ROWS = 100_000
 """Rows gathered before the writer flushes them to the database."""
 
 
@@ -67,6 +68,15 @@ class PollResult:
     parsed: Parsed | None = None
     error: str | None = None
     answered_through: datetime | None = None
+    hours: int = 0
+    rejected: int = 0
+    newest: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.parsed is not None:
+            self.hours = len(self.parsed.hours)
+            self.rejected = len(self.parsed.rejected)
+            self.newest = max(self.parsed.hours) if self.parsed.hours else None
 
 
 @dataclass(slots=True)
@@ -84,6 +94,7 @@ class RunSummary:
     backfilled: int = 0
     revisions: int = 0
     duration_s: float = 0.0
+    derive_s: float = 0.0
     outcomes: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -92,6 +103,14 @@ class RunSummary:
         if self.polled == 0 or self.failed == 0:
             return "ok"
         return "failed" if self.ok == 0 else "partial"
+
+
+@dataclass(slots=True)
+class _DeriveJob:
+    """Stations whose records to recompute, and rows for those that had nothing stored."""
+
+    changed: dict[str, set[datetime]]
+    new_rows: dict[str, list[ObservationRow]]
 
 
 def hour_floor(now: datetime) -> datetime:
@@ -210,7 +229,7 @@ class Collector:
             plan.append((st, since))
         newest_stored = {code: pair[1] for code, pair in where.items()}
 
-        queue: asyncio.Queue[PollResult | None] = asyncio.Queue(maxsize=col.concurrency * 2)
+        queue: asyncio.Queue[PollResult | None] = asyncio.Queue(maxsize=col.concurrency * 8)
         semaphore = asyncio.Semaphore(col.concurrency)
         results: list[PollResult] = []
 
@@ -220,30 +239,36 @@ class Collector:
             await queue.put(res)
 
         changed: dict[str, set[datetime]] = {}
+        # Three stages overlap: polls → writer (ingest) → deriver (records of the stations
+        # just written), so this process computes while PostgreSQL writes and vice versa.
+        to_derive: asyncio.Queue[_DeriveJob | None] = asyncio.Queue(maxsize=4)
+        deriver = asyncio.create_task(self._deriver(to_derive, target, summary, run_id))
         writer = asyncio.create_task(
-            self._writer(queue, newest_stored, run_id, target, summary, changed, results,
-                         len(plan), progress))
+            self._writer(queue, to_derive, newest_stored, run_id, target, summary, changed,
+                         results, len(plan), progress))
         try:
             await asyncio.gather(*(poll_one(st, since) for st, since in plan))
         finally:
             await queue.put(None)
-            await writer
+            try:
+                await writer
+            finally:
+                await to_derive.put(None)
+                await deriver
+        derive_started = time.perf_counter()
         async with self.pool.acquire() as conn:
             if changed:
-                city_members = [s.code for s in self.cfg.stations]
-                derived = await derive.derive(
-                    conn, changed, target, self.cfg.city.code, city_members,
-                    reason=f"{trigger} collection: new or revised observations", run_id=run_id)
+                derived = await derive.derive_city(
+                    conn, changed, target, self.cfg.city.code,
+                    [s.code for s in self.cfg.stations], self._reason(trigger), run_id)
                 summary.revisions += derived.revisions
+            summary.derive_s += time.perf_counter() - derive_started
             await runs.record_polls(conn, run_id, [
-                (r.station, r.outcome, r.attempts, r.duration_s,
-                 len(r.parsed.hours) if r.parsed else 0,
-                 len(r.parsed.rejected) if r.parsed else 0, r.error)
+                (r.station, r.outcome, r.attempts, r.duration_s, r.hours, r.rejected, r.error)
                 for r in results])
             await runs.update_cursors(conn, [
-                (r.station, r.answered_through,
-                 max(r.parsed.hours) if r.parsed and r.parsed.hours else None,
-                 r.answered_through is not None, r.outcome)
+                (r.station, r.answered_through, r.newest, r.answered_through is not None,
+                 r.outcome)
                 for r in results])
             summary.duration_s = time.perf_counter() - started
             await runs.finish_run(conn, run_id, polled=summary.polled, ok=summary.ok,
@@ -251,15 +276,34 @@ class Collector:
                                   rejected=summary.rejected, backfilled=summary.backfilled,
                                   revisions=summary.revisions, status=summary.status)
         log.info("collection %s #%d for %s: %d stations polled (%d ok, %d failed), %d values "
-                 "stored, %d rejected, %d hours back-filled, %d revisions, %.2f s",
+                 "stored, %d rejected, %d hours back-filled, %d revisions, %.2f s "
+                 "(%.2f s deriving records)",
                  trigger, run_id, target.isoformat(), summary.polled, summary.ok,
                  summary.failed, summary.observations, summary.rejected, summary.backfilled,
-                 summary.revisions, summary.duration_s)
+                 summary.revisions, summary.duration_s, summary.derive_s)
         self.events.run_finished(summary)
         return summary
 
+    @staticmethod
+    def _reason(trigger: str) -> str:
+        return f"{trigger} collection: new or revised observations"
+
+    async def _deriver(self, queue: asyncio.Queue[_DeriveJob | None],
+                       target: datetime, summary: RunSummary, run_id: int) -> None:
+        """Derive the records of each ingested batch, on a connection of its own."""
+        async with self.pool.acquire() as conn:
+            while (job := await queue.get()) is not None:
+                started = time.perf_counter()
+                derived = await derive.derive_stations(
+                    conn, job.changed, target, self._reason(summary.trigger), run_id,
+                    new_rows=job.new_rows)
+                summary.revisions += derived.revisions
+                summary.derive_s += time.perf_counter() - started
+
     async def _writer(
-        self, queue: asyncio.Queue[PollResult | None], newest: dict[str, datetime | None],
+        self, queue: asyncio.Queue[PollResult | None],
+        to_derive: asyncio.Queue[_DeriveJob | None],
+        newest: dict[str, datetime | None],
         run_id: int, target: datetime, summary: RunSummary,
         changed: dict[str, set[datetime]], results: list[PollResult], total: int,
         progress: Callable[[int, int], None] | None,
@@ -291,18 +335,30 @@ class Collector:
                     if progress:
                         progress(done, total)
                 if pending and (res is None or pending_rows >= BATCH_ROWS):
-                    await self._flush(conn, pending, newest, run_id, target, summary, changed)
+                    job = await self._flush(conn, pending, newest, run_id, target, summary,
+                                            changed)
+                    if job.changed:
+                        await to_derive.put(job)
                     pending, pending_rows = [], 0
                 if res is None:
                     return
 
     async def _flush(self, conn: asyncpg.Connection, batch: list[PollResult],
                      newest: dict[str, datetime | None], run_id: int, target: datetime,
-                     summary: RunSummary, changed: dict[str, set[datetime]]) -> None:
-        rows = [row for res in batch if res.parsed for row in res.parsed.rows]
+                     summary: RunSummary, changed: dict[str, set[datetime]],
+                     ) -> _DeriveJob:
+        by_station = {res.station: res.parsed.rows for res in batch if res.parsed}
         rejected = [rej for res in batch if res.parsed for rej in res.parsed.rejected]
-        result = await observations.ingest(conn, rows, newest, run_id)
+        # Stations with nothing stored before: what is written now is all there is, so
+        # their records can be derived from these rows without reading them back.
+        new_rows = {s: rows for s, rows in by_station.items()
+                    if rows and newest.get(s) is None}
+        result = await observations.ingest(
+            conn, by_station, newest, run_id,
+            hours={res.station: res.parsed.hours for res in batch if res.parsed})
         await runs.record_rejected(conn, run_id, rejected)
+        for res in batch:
+            res.parsed = None  # written: keep only the counts (bounded memory on back-fills)
         summary.observations += result.inserted + result.updated
         summary.rejected += len(rejected)
         for station, hours in result.changed.items():
@@ -311,3 +367,7 @@ class Collector:
             summary.backfilled += sum(
                 1 for h in hours if h < target and (previously is None or h > previously))
             newest[station] = max(hours | ({previously} if previously else set()))
+        hour_counts = {res.station: res.hours for res in batch}
+        fresh = {s: r for s, r in new_rows.items()
+                 if len(result.changed.get(s, ())) == hour_counts[s]}
+        return _DeriveJob(result.changed, fresh)

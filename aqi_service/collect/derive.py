@@ -2,7 +2,8 @@
 
 A changed hour h moves the station's record at h and the moving averages of the next 30
 hours (24 h means; O3's largest 8 h mean of the last 24 h), the daily record of its
-natural day, and the city's records of the same hours and day.
+natural day, and the city's records of the same hours and day. Stations are processed in
+chunks, so memory stays bounded however many stations and hours a back-fill brings.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import numpy as np
 
-from aqi_service.aqi.batch import names
 from aqi_service.aqi.schemes import POLLUTANTS, SHANGHAI, Scheme, scheme_for_day, scheme_for_hour
 from aqi_service.aqi.series import (
     CONTEXT_HOURS,
@@ -38,7 +38,10 @@ HOUR = timedelta(hours=1)
 AFFECTS_HOURS = CONTEXT_HOURS - 1
 """A changed hour moves the records of this many following hours."""
 PLACES = 6
-"""Decimal places of stored averages (micro-units: no double-rounding at publication)."""
+"""Decimal places of stored averages (micro-units: no double rounding at publication)."""
+CHUNK_STATIONS = 250
+"""Stations derived together; bounds memory on large back-fills."""
+_POLLUTANT_INDEX = {p: i for i, p in enumerate(POLLUTANTS)}
 
 SELECT_HOURLY_FOR_CITY = """
 SELECT station_code, hour_end, {fields}
@@ -54,9 +57,16 @@ WHERE station_code = ANY($1::text[]) AND day >= $2 AND day <= $3
 
 @dataclass(slots=True)
 class DeriveResult:
-    """Counts of one derivation."""
+    """Counts of one derivation, per record table."""
 
     written: dict[str, records.WriteResult] = field(default_factory=dict)
+
+    def add(self, table: str, res: records.WriteResult) -> None:
+        """Accumulate one write."""
+        total = self.written.setdefault(table, records.WriteResult())
+        total.inserted += res.inserted
+        total.updated += res.updated
+        total.revisions += res.revisions
 
     @property
     def revisions(self) -> int:
@@ -67,84 +77,6 @@ class DeriveResult:
 def _hours(first: datetime, last: datetime) -> list[datetime]:
     count = int((last - first) / HOUR) + 1
     return [first + i * HOUR for i in range(count)]
-
-
-def _matrices(
-    rows: Sequence[asyncpg.Record], stations: Sequence[str], hours: Sequence[datetime],
-) -> tuple[dict[str, np.ndarray], np.ndarray, dict[tuple[int, int], dict[str, str]]]:
-    """Value matrices (NaN unless valid), a 'reported' mask and the flags of invalid values."""
-    s_index = {s: i for i, s in enumerate(stations)}
-    first = hours[0]
-    shape = (len(stations), len(hours))
-    values = {p: np.full(shape, np.nan) for p in POLLUTANTS}
-    reported = np.zeros(shape, dtype=bool)
-    flags: dict[tuple[int, int], dict[str, str]] = {}
-    for rec in rows:
-        i = s_index[rec["station_code"]]
-        j = int((rec["hour_end"] - first) / HOUR)
-        reported[i, j] = True
-        if rec["valid"]:
-            values[rec["pollutant"]][i, j] = rec["value"]
-        else:
-            flags.setdefault((i, j), {})[rec["pollutant"]] = rec["flag"]
-    return values, reported, flags
-
-
-def _column(values: np.ndarray, places: int = PLACES) -> list[float | None]:
-    rounded = np.round(values, places)
-    out = rounded.astype(object)
-    out[np.isnan(values)] = None
-    return out.tolist()
-
-
-def _ints(values: np.ndarray, missing: int = -1) -> list[int | None]:
-    out = values.astype(object)
-    out[values == missing] = None
-    return out.tolist()
-
-
-def _result_columns(ix: Indexed) -> list[list[object]]:
-    primary = [names(int(b)) for b in ix.primary]
-    exceeding = [names(int(b)) if has else None
-                 for b, has in zip(ix.exceeding, ix.has_exceeding, strict=True)]
-    missing = [names(int(b)) for b in ix.missing]
-    level = ix.level.astype(object)
-    level[ix.level == 0] = None
-    return [
-        *(_ints(ix.iaqi[p]) for p in POLLUTANTS),
-        _ints(ix.aqi), _ints(ix.computed_aqi), level.tolist(), primary, exceeding, missing,
-        ix.beyond_index.tolist(),
-    ]
-
-
-def _hourly_rows(
-    entities: Sequence[str], hours: Sequence[datetime], recs: Records,
-    keep: np.ndarray, flags: Mapping[tuple[int, int], Mapping[str, str]] | None,
-    extra: list[list[object]] | None = None,
-) -> list[tuple[object, ...]]:
-    """Rows for the record table from (entities × hours) records where ``keep`` is set."""
-    rows_idx, cols_idx = np.nonzero(keep)
-    if rows_idx.size == 0:
-        return []
-    schemes = _scheme_per_hour(hours)
-    chosen = [schemes[j] for j in cols_idx]
-    fields = {k: v[rows_idx, cols_idx] for k, v in recs.fields.items()}
-    ix = index_records(fields, chosen, "hourly")
-    columns: list[list[object]] = [
-        [entities[i] for i in rows_idx], [hours[j] for j in cols_idx], ix.scheme.tolist(),
-        *(_column(fields[k]) for k in HOURLY_FIELDS),
-        *(recs.counts[k][rows_idx, cols_idx].tolist() for k in HOURLY_COUNTS),
-        [dict(flags.get((int(i), int(j)), {})) if flags else {}
-         for i, j in zip(rows_idx, cols_idx, strict=True)],
-        *_result_columns(ix),
-    ]
-    if extra:
-        columns.extend(extra)
-    return list(zip(*columns, strict=True))
-
-
-def _scheme_per_hour(hours: Sequence[datetime]) -> list[Scheme]:
-    return [scheme_for_hour(h) for h in hours]
 
 
 def local_day(hour_end: datetime) -> date:
@@ -158,6 +90,153 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return (start + HOUR).astimezone(UTC), (start + 24 * HOUR).astimezone(UTC)
 
 
+@dataclass(slots=True)
+class Matrices:
+    """Observations of stations × consecutive hours."""
+
+    first: datetime
+    values: dict[str, np.ndarray]
+    """Pollutant → (stations, hours), NaN unless a valid value."""
+    reported: np.ndarray
+    """(stations, hours): the station reported anything for the hour."""
+    flags: dict[tuple[int, int], dict[str, str]]
+    """(station, hour) → pollutant → flag of each invalid value."""
+
+
+async def read_matrices(conn: asyncpg.Connection, stations: Sequence[str], first: datetime,
+                        last: datetime) -> Matrices:
+    """Load the observations of ``stations`` in [first, last] into matrices."""
+    grouped, flagged = await observations.read_range(conn, stations, first, last)
+    s_index = {s: i for i, s in enumerate(stations)}
+    shape = (len(stations), int((last - first) / HOUR) + 1)
+    values = {p: np.full(shape, np.nan) for p in POLLUTANTS}
+    reported = np.zeros(shape, dtype=bool)
+    for rec in grouped:
+        i = s_index[rec["station_code"]]
+        cols = np.asarray(rec["offsets"], dtype=np.int64)
+        values[rec["pollutant"]][i, cols] = np.asarray(rec["values"], dtype=np.float64)
+        reported[i, cols] = True
+    flags: dict[tuple[int, int], dict[str, str]] = {}
+    for rec in flagged:
+        key = (s_index[rec["station_code"]], int((rec["hour_end"] - first) / HOUR))
+        flags.setdefault(key, {})[rec["pollutant"]] = rec["flag"]
+    return Matrices(first, values, reported, flags)
+
+
+def matrices_from_rows(by_station: Mapping[str, Sequence[observations.ObservationRow]],
+                       stations: Sequence[str], first: datetime, last: datetime) -> Matrices:
+    """Matrices straight from rows just written (for stations with nothing stored before)."""
+    width = int((last - first) / HOUR) + 1
+    shape = (len(stations), width)
+    values = {p: np.full(shape, np.nan) for p in POLLUTANTS}
+    reported = np.zeros(shape, dtype=bool)
+    flags: dict[tuple[int, int], dict[str, str]] = {}
+    offset = {first + k * HOUR: k for k in range(width)}
+    for i, station in enumerate(stations):
+        rows = by_station.get(station)
+        if not rows:
+            continue
+        _, pols, hours, texts, flag_col, valid_col, _, _ = zip(*rows, strict=True)
+        cols = np.fromiter((offset.get(h, -1) for h in hours), dtype=np.int64, count=len(rows))
+        pidx = np.fromiter((_POLLUTANT_INDEX[p] for p in pols), dtype=np.int64,
+                           count=len(rows))
+        valid = np.fromiter(valid_col, dtype=bool, count=len(rows)) & (cols >= 0)
+        block = np.full((len(POLLUTANTS), width), np.nan)
+        block[pidx[valid], cols[valid]] = np.asarray(texts, dtype=object)[valid].astype(
+            np.float64)
+        for k, pol in enumerate(POLLUTANTS):
+            values[pol][i] = block[k]
+        reported[i, cols[cols >= 0]] = True
+        for n in np.flatnonzero(~valid & (cols >= 0)):
+            flags.setdefault((i, int(cols[n])), {})[pols[n]] = flag_col[n]
+    return Matrices(first, values, reported, flags)
+
+
+def _column(values: np.ndarray, places: int = PLACES) -> list[float | None]:
+    rounded = np.round(values, places).astype(object)
+    rounded[np.isnan(values)] = None
+    return rounded.tolist()
+
+
+def _ints(values: np.ndarray, missing: int = -1) -> list[int | None]:
+    out = values.astype(object)
+    out[values == missing] = None
+    return out.tolist()
+
+
+def _result_columns(ix: Indexed) -> list[list[object]]:
+    exceeding = ix.exceeding.astype(object)
+    exceeding[~ix.has_exceeding] = None
+    level = ix.level.astype(object)
+    level[ix.level == 0] = None
+    return [
+        *(_ints(ix.iaqi[p]) for p in POLLUTANTS),
+        _ints(ix.aqi), _ints(ix.computed_aqi), level.tolist(), ix.primary.tolist(),
+        exceeding.tolist(), ix.missing.tolist(), ix.beyond_index.tolist(),
+    ]
+
+
+def _hourly_rows(
+    entities: Sequence[str], hours: Sequence[datetime], recs: Records,
+    keep: np.ndarray, flags: Mapping[tuple[int, int], Mapping[str, str]] | None,
+    extra: list[list[object]] | None = None,
+) -> list[tuple[object, ...]]:
+    """Rows for a record table from (entities × hours) records where ``keep`` is set."""
+    rows_idx, cols_idx = np.nonzero(keep)
+    if rows_idx.size == 0:
+        return []
+    schemes = [scheme_for_hour(h) for h in hours]
+    chosen: list[Scheme] = [schemes[j] for j in cols_idx.tolist()]
+    fields = {k: v[rows_idx, cols_idx] for k, v in recs.fields.items()}
+    ix = index_records(fields, chosen, "hourly")
+    columns: list[list[object]] = [
+        [entities[i] for i in rows_idx.tolist()], [hours[j] for j in cols_idx.tolist()],
+        ix.scheme.tolist(),
+        *(_column(fields[k]) for k in HOURLY_FIELDS),
+        *(recs.counts[k][rows_idx, cols_idx].tolist() for k in HOURLY_COUNTS),
+        [flags.get((i, j)) or None if flags else None
+         for i, j in zip(rows_idx.tolist(), cols_idx.tolist(), strict=True)],
+        *_result_columns(ix),
+    ]
+    if extra:
+        columns.extend(extra)
+    return list(zip(*columns, strict=True))
+
+
+def _daily_rows(
+    entities: Sequence[str], days: Sequence[date], recs: Records, keep: np.ndarray,
+    extra: list[list[object]] | None = None,
+) -> list[tuple[object, ...]]:
+    rows_idx, cols_idx = np.nonzero(keep)
+    if rows_idx.size == 0:
+        return []
+    chosen = [scheme_for_day(days[j]) for j in cols_idx.tolist()]
+    fields = {k: v[rows_idx, cols_idx] for k, v in recs.fields.items()}
+    ix = index_records(fields, chosen, "daily")
+    columns: list[list[object]] = [
+        [entities[i] for i in rows_idx.tolist()], [days[j] for j in cols_idx.tolist()],
+        ix.scheme.tolist(),
+        *(_column(fields[k]) for k in DAILY_FIELDS),
+        *(recs.counts[k][rows_idx, cols_idx].tolist() for k in DAILY_COUNTS),
+        *_result_columns(ix),
+    ]
+    if extra:
+        columns.extend(extra)
+    return list(zip(*columns, strict=True))
+
+
+def _day_records(m: Matrices, days: Sequence[date]) -> tuple[Records, np.ndarray] | None:
+    """Daily records of ``days`` from the matrices, if they hold those whole days."""
+    starts = [int((day_bounds(d)[0] - m.first) / HOUR) for d in days]
+    width = m.reported.shape[1]
+    if any(s < 0 or s + 24 > width for s in starts):
+        return None
+    values = {p: np.concatenate([v[:, s:s + 24] for s in starts], axis=1)
+              for p, v in m.values.items()}
+    has_data = np.stack([m.reported[:, s:s + 24].any(axis=1) for s in starts], axis=1)
+    return station_days(values), has_data
+
+
 async def derive(
     conn: asyncpg.Connection,
     changed: Mapping[str, set[datetime]],
@@ -169,65 +248,110 @@ async def derive(
     now: datetime | None = None,
 ) -> DeriveResult:
     """Recompute station and city records (hourly and daily) affected by ``changed``."""
-    result = DeriveResult()
-    if not changed:
-        return result
+    result = await derive_stations(conn, changed, latest_hour, reason, run_id, now)
+    await derive_city(conn, changed, latest_hour, city_code, city_members, reason, run_id, now,
+                      result)
+    return result
+
+
+async def derive_stations(
+    conn: asyncpg.Connection,
+    changed: Mapping[str, set[datetime]],
+    latest_hour: datetime,
+    reason: str,
+    run_id: int | None = None,
+    now: datetime | None = None,
+    result: DeriveResult | None = None,
+    new_rows: Mapping[str, Sequence[observations.ObservationRow]] | None = None,
+) -> DeriveResult:
+    """Recompute the stations' hourly and daily records affected by ``changed``.
+
+    ``new_rows`` may give, for stations that had nothing stored before this batch, the
+    rows just written: their records are then derived without reading them back.
+    """
+    result = result or DeriveResult()
     now = now or datetime.now(UTC)
-    stations = sorted(changed)
+    new_rows = new_rows or {}
+    fresh = sorted(s for s in changed if s in new_rows)
+    stored = sorted(s for s in changed if s not in new_rows)
+    for group, in_memory in ((fresh, True), (stored, False)):
+        for k in range(0, len(group), CHUNK_STATIONS):
+            chunk = group[k:k + CHUNK_STATIONS]
+            rows = {s: new_rows[s] for s in chunk} if in_memory else None
+            await _derive_stations(conn, chunk, {s: changed[s] for s in chunk}, latest_hour,
+                                   now, reason, run_id, result, rows)
+    return result
+
+
+async def derive_city(
+    conn: asyncpg.Connection,
+    changed: Mapping[str, set[datetime]],
+    latest_hour: datetime,
+    city_code: str,
+    city_members: Sequence[str],
+    reason: str,
+    run_id: int | None = None,
+    now: datetime | None = None,
+    result: DeriveResult | None = None,
+) -> DeriveResult:
+    """Recompute the city's records for the hours and days its stations' changes touch."""
+    result = result or DeriveResult()
+    now = now or datetime.now(UTC)
+    ours = {s: hs for s, hs in changed.items() if s in set(city_members) and hs}
+    if not ours:
+        return result
+    members = list(city_members)
+    first_changed = min(min(hs) for hs in ours.values())
+    last_changed = max(max(hs) for hs in ours.values())
+    last_out = min(last_changed + AFFECTS_HOURS * HOUR, max(latest_hour, last_changed))
+    await _derive_city_hourly(conn, members, first_changed, last_out, city_code, now, reason,
+                              run_id, result)
+    days = _complete_days(ours, latest_hour)
+    if days:
+        await _derive_city_daily(conn, members, days, city_code, now, reason, run_id, result)
+    return result
+
+
+def _complete_days(changed: Mapping[str, set[datetime]], latest_hour: datetime) -> list[date]:
+    days = sorted({local_day(h) for hs in changed.values() for h in hs})
+    return [d for d in days if day_bounds(d)[1] <= latest_hour]
+
+
+async def _derive_stations(
+    conn: asyncpg.Connection, stations: Sequence[str], changed: Mapping[str, set[datetime]],
+    latest_hour: datetime, now: datetime, reason: str, run_id: int | None,
+    result: DeriveResult,
+    rows: Mapping[str, Sequence[observations.ObservationRow]] | None = None,
+) -> None:
     first_changed = min(min(h) for h in changed.values())
     last_changed = max(max(h) for h in changed.values())
     last_out = min(last_changed + AFFECTS_HOURS * HOUR, max(latest_hour, last_changed))
     first_in = first_changed - CONTEXT_HOURS * HOUR
-    hours = _hours(first_in, last_out)
-    rows = await observations.read_range(conn, stations, first_in, last_out)
-    values, reported, flags = _matrices(rows, stations, hours)
-    recs = station_hours(values, CONTEXT_HOURS)
-    out_hours = hours[CONTEXT_HOURS:]
+    if rows is None:
+        m = await read_matrices(conn, stations, first_in, last_out)
+    else:
+        m = matrices_from_rows(rows, stations, first_in, last_out)
+    recs = station_hours(m.values, CONTEXT_HOURS)
+    out_hours = _hours(first_in, last_out)[CONTEXT_HOURS:]
     # Records exist for hours a station reported; per station only from its first change on.
-    keep = reported[:, CONTEXT_HOURS:].copy()
+    keep = m.reported[:, CONTEXT_HOURS:].copy()
     for i, code in enumerate(stations):
-        start = int((min(changed[code]) - out_hours[0]) / HOUR)
-        keep[i, :start] = False
-    shifted_flags = {(i, j - CONTEXT_HOURS): f for (i, j), f in flags.items()
-                     if j >= CONTEXT_HOURS}
-    hourly_rows = _hourly_rows(stations, out_hours, recs, keep, shifted_flags)
-    result.written["station_hourly"] = await records.write(
-        conn, records.STATION_HOURLY, hourly_rows, now, reason, run_id)
-
-    members = list(city_members)
-    if members and set(stations) & set(members):
-        await _derive_city_hourly(conn, members, out_hours[0], out_hours[-1], city_code, now,
-                                  reason, run_id, result)
-
-    days = sorted({local_day(h) for hs in changed.values() for h in hs})
-    complete = [d for d in days if day_bounds(d)[1] <= latest_hour]
-    if complete:
-        await derive_days(conn, stations, complete, city_code, members, now, reason, run_id,
-                          result)
-    return result
-
-
-async def _derive_city_hourly(
-    conn: asyncpg.Connection, members: Sequence[str], first: datetime, last: datetime,
-    city_code: str, now: datetime, reason: str, run_id: int | None, result: DeriveResult,
-) -> None:
-    """City hourly records: per field the mean over the member stations' stored values.
-
-    For a city record the ``*_hours`` counts are the numbers of stations behind each mean.
-    """
-    hours = _hours(first, last)
-    query = SELECT_HOURLY_FOR_CITY.format(
-        fields=", ".join(f"{f}::float8 AS {f}" for f in HOURLY_FIELDS))
-    rows = await conn.fetch(query, list(members), first, last)
-    recs, present = _area_records(rows, members, hours, HOURLY_FIELDS, "hour_end")
-    city = area_mean(recs, np.arange(len(members)))
-    counts = {c: city.counts[c.removesuffix("_hours")] for c in HOURLY_COUNTS}
-    reporting = _members_reporting(rows, hours, "hour_end")
-    rows_out = _hourly_rows(
-        [city_code], hours, Records(city.fields, counts), present[None, :], None,
-        extra=[[reporting[j] for j in np.nonzero(present)[0]]])
-    result.written["city_hourly"] = await records.write(
-        conn, records.CITY_HOURLY, rows_out, now, reason, run_id)
+        keep[i, :int((min(changed[code]) - out_hours[0]) / HOUR)] = False
+    flags = {(i, j - CONTEXT_HOURS): f for (i, j), f in m.flags.items() if j >= CONTEXT_HOURS}
+    rows = _hourly_rows(stations, out_hours, recs, keep, flags)
+    result.add("station_hourly", await records.write(
+        conn, records.STATION_HOURLY, rows, now, reason, run_id))
+    days = _complete_days(changed, latest_hour)
+    if not days:
+        return
+    made = _day_records(m, days)
+    if made is None:  # the matrices do not hold those days whole: read them
+        await derive_days(conn, stations, days, "", [], now, reason, run_id, result)
+        return
+    day_recs, has_data = made
+    rows = _daily_rows(stations, days, day_recs, has_data)
+    result.add("station_daily", await records.write(
+        conn, records.STATION_DAILY, rows, now, reason, run_id))
 
 
 def _members_reporting(rows: Sequence[asyncpg.Record], periods: Sequence[object],
@@ -258,61 +382,70 @@ def _area_records(
     return Records(mats, {}), present
 
 
+async def _derive_city_hourly(
+    conn: asyncpg.Connection, members: Sequence[str], first: datetime, last: datetime,
+    city_code: str, now: datetime, reason: str, run_id: int | None, result: DeriveResult,
+) -> None:
+    """City hourly records: per field the mean over the member stations' stored values.
+
+    For a city record the ``*_hours`` counts are the numbers of stations behind each mean.
+    """
+    hours = _hours(first, last)
+    rows = await conn.fetch(SELECT_HOURLY_FOR_CITY.format(fields=", ".join(HOURLY_FIELDS)),
+                            list(members), first, last)
+    recs, present = _area_records(rows, members, hours, HOURLY_FIELDS, "hour_end")
+    city = area_mean(recs, np.arange(len(members)))
+    counts = {c: city.counts[c.removesuffix("_hours")] for c in HOURLY_COUNTS}
+    reporting = _members_reporting(rows, hours, "hour_end")
+    rows_out = _hourly_rows(
+        [city_code], hours, Records(city.fields, counts), present[None, :], None,
+        extra=[[reporting[j] for j in np.nonzero(present)[0]]])
+    result.add("city_hourly", await records.write(
+        conn, records.CITY_HOURLY, rows_out, now, reason, run_id))
+
+
+async def _derive_city_daily(
+    conn: asyncpg.Connection, members: Sequence[str], days: Sequence[date], city_code: str,
+    now: datetime, reason: str, run_id: int | None, result: DeriveResult,
+) -> None:
+    """City daily records from the member stations' daily records."""
+    first_day, last_day = min(days), max(days)
+    all_days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
+    rows = await conn.fetch(SELECT_DAILY_FOR_CITY.format(fields=", ".join(DAILY_FIELDS)),
+                            list(members), first_day, last_day)
+    recs, present = _area_records(rows, members, all_days, DAILY_FIELDS, "day")
+    city = area_mean(recs, np.arange(len(members)))
+    counts = {c: city.counts[f] for c, f in zip(DAILY_COUNTS, DAILY_FIELDS, strict=True)}
+    wanted = np.array([d in set(days) for d in all_days])
+    keep = (present & wanted)[None, :]
+    reporting = _members_reporting(rows, all_days, "day")
+    rows_out = _daily_rows([city_code], all_days, Records(city.fields, counts), keep,
+                           extra=[[reporting[j] for j in np.nonzero(keep[0])[0]]])
+    result.add("city_daily", await records.write(
+        conn, records.CITY_DAILY, rows_out, now, reason, run_id))
+
+
 async def derive_days(
     conn: asyncpg.Connection, stations: Sequence[str], days: Sequence[date], city_code: str,
     members: Sequence[str], now: datetime, reason: str, run_id: int | None,
     result: DeriveResult | None = None,
 ) -> DeriveResult:
-    """Daily records of ``stations`` (and the city) for complete natural ``days``."""
+    """Daily records of ``stations`` (and the city, if ``members``) for natural ``days``."""
     result = result or DeriveResult()
     if not days:
         return result
-    first_day, last_day = min(days), max(days)
-    all_days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
-    first, _ = day_bounds(first_day)
-    _, last = day_bounds(last_day)
-    hours = _hours(first, last)
-    rows = await observations.read_range(conn, stations, first, last)
-    values, reported, _ = _matrices(rows, stations, hours)
-    recs = station_days(values)
-    has_data = reported.reshape(len(stations), len(all_days), 24).any(axis=2)
-    wanted = np.array([d in set(days) for d in all_days])
-    keep = has_data & wanted[None, :]
-    rows_out = _daily_rows(stations, all_days, recs, keep)
-    result.written["station_daily"] = await records.write(
-        conn, records.STATION_DAILY, rows_out, now, reason, run_id)
+    days = sorted(days)
+    for k in range(0, len(stations), CHUNK_STATIONS):
+        chunk = list(stations[k:k + CHUNK_STATIONS])
+        first, _ = day_bounds(days[0])
+        _, last = day_bounds(days[-1])
+        m = await read_matrices(conn, chunk, first, last)
+        made = _day_records(m, days)
+        assert made is not None
+        day_recs, has_data = made
+        rows = _daily_rows(chunk, days, day_recs, has_data)
+        result.add("station_daily", await records.write(
+            conn, records.STATION_DAILY, rows, now, reason, run_id))
     if members and set(stations) & set(members):
-        query = SELECT_DAILY_FOR_CITY.format(
-            fields=", ".join(f"{f}::float8 AS {f}" for f in DAILY_FIELDS))
-        drows = await conn.fetch(query, list(members), first_day, last_day)
-        arecs, present = _area_records(drows, members, all_days, DAILY_FIELDS, "day")
-        city = area_mean(arecs, np.arange(len(members)))
-        counts = {c: city.counts[f] for c, f in zip(DAILY_COUNTS, DAILY_FIELDS, strict=True)}
-        n_members = _members_reporting(drows, all_days, "day")
-        keep_city = (present & wanted)[None, :]
-        city_rows = _daily_rows([city_code], all_days, Records(city.fields, counts), keep_city,
-                                extra=[[n_members[j] for j in np.nonzero(keep_city[0])[0]]])
-        result.written["city_daily"] = await records.write(
-            conn, records.CITY_DAILY, city_rows, now, reason, run_id)
+        await _derive_city_daily(conn, members, days, city_code, now, reason, run_id, result)
     return result
-
-
-def _daily_rows(
-    entities: Sequence[str], days: Sequence[date], recs: Records, keep: np.ndarray,
-    extra: list[list[object]] | None = None,
-) -> list[tuple[object, ...]]:
-    rows_idx, cols_idx = np.nonzero(keep)
-    if rows_idx.size == 0:
-        return []
-    chosen = [scheme_for_day(days[j]) for j in cols_idx]
-    fields = {k: v[rows_idx, cols_idx] for k, v in recs.fields.items()}
-    ix = index_records(fields, chosen, "daily")
-    columns: list[list[object]] = [
-        [entities[i] for i in rows_idx], [days[j] for j in cols_idx], ix.scheme.tolist(),
-        *(_column(fields[k]) for k in DAILY_FIELDS),
-        *(recs.counts[k][rows_idx, cols_idx].tolist() for k in DAILY_COUNTS),
-        *_result_columns(ix),
-    ]
-    if extra:
-        columns.extend(extra)
-    return list(zip(*columns, strict=True))

@@ -8,10 +8,11 @@ calibration, fault …) are stored, marked invalid, so nothing is lost.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from aqi_service.aqi.schemes import POLLUTANTS
@@ -28,9 +29,8 @@ FLAGS = {
 }
 """HJ 212 data flags; only N values are valid for publication."""
 
-PLAUSIBLE_MAX: dict[str, Decimal] = {
-    "so2": Decimal(10000), "no2": Decimal(5000), "co": Decimal(200),
-    "o3": Decimal(3000), "pm10": Decimal(10000), "pm2_5": Decimal(5000),
+PLAUSIBLE_MAX: dict[str, float] = {
+    "so2": 10000.0, "no2": 5000.0, "co": 200.0, "o3": 3000.0, "pm10": 10000.0, "pm2_5": 5000.0,
 }
 """Above these (µg/m³; CO mg/m³) a value is an instrument or transmission error."""
 
@@ -86,24 +86,41 @@ def _parse_time(raw: Any, tz: tzinfo) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=tz)
 
 
-def _number(raw: Any) -> Decimal:
+class NumText(str):
+    """The text of a JSON number as the logger wrote it (``json.loads(parse_float=NumText)``).
+
+    Kept as text all the way into the ``numeric`` column, so the stored value is exactly
+    the reported one; a JSON *string* stays a plain ``str`` and is checked more strictly.
+    """
+
+    __slots__ = ()
+
+
+_NUMERIC_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _number(raw: Any) -> tuple[str, float]:
+    """(exact text for storage, float for range checks); ValueError if not a number."""
     if isinstance(raw, bool):
-        raise InvalidOperation
+        raise ValueError("boolean")
+    if isinstance(raw, int):
+        return str(raw), float(raw)
+    if isinstance(raw, NumText):
+        return raw, float(raw)
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not _NUMERIC_TEXT.match(text):
+            raise ValueError("not a number")
+        return text, float(text)
+    if isinstance(raw, float):
+        if math.isnan(raw):
+            raise ValueError("NaN")
+        return repr(raw), raw
     if isinstance(raw, Decimal):
-        value = raw
-    elif isinstance(raw, int):
-        value = Decimal(raw)
-    elif isinstance(raw, float):
-        if not math.isfinite(raw):
-            raise InvalidOperation
-        value = Decimal(repr(raw))
-    elif isinstance(raw, str):
-        value = Decimal(raw.strip())
-    else:
-        raise InvalidOperation
-    if not value.is_finite():
-        raise InvalidOperation
-    return value
+        if raw.is_nan():
+            raise ValueError("NaN")
+        return str(raw), float(raw)
+    raise ValueError(type(raw).__name__)
 
 
 def parse_hourly(
@@ -120,63 +137,84 @@ def parse_hourly(
     if not isinstance(records, list):
         raise PayloadError(f"{mapping.records!r} is not a list")
     out = Parsed()
-    seen: dict[tuple[str, datetime], int] = {}
+    seen_hours: dict[datetime, int] = {}
     received = now
     shift = HOUR if mapping.time_convention == "hour-beginning" else timedelta(0)
+    latest = now + CLOCK_SKEW
+    wanted = [(pol, mapping.fields[pol], mapping.flags.get(pol, ""), PLAUSIBLE_MAX[pol])
+              for pol in POLLUTANTS if mapping.fields.get(pol) is not None]
+    rows, rejected, hours = out.rows, out.rejected, out.hours
     for rec in records:
-        if not isinstance(rec, Mapping):
-            out.rejected.append((station, None, None, _short(rec), None, "record_not_object"))
+        if type(rec) is not dict and not isinstance(rec, Mapping):
+            rejected.append((station, None, None, _short(rec), None, "record_not_object"))
             continue
         raw_time = rec.get(mapping.time)
         try:
             when = (_parse_time(raw_time, tz) + shift).astimezone(timezone.utc)
-        except (ValueError, TypeError):
-            out.rejected.append((station, None, None, _short(raw_time), None, "bad_timestamp"))
+        except (ValueError, TypeError, OverflowError):
+            rejected.append((station, None, None, _short(raw_time), None, "bad_timestamp"))
             continue
         if when.minute or when.second or when.microsecond:
-            out.rejected.append((station, None, when, _short(raw_time), None, "not_on_hour"))
+            rejected.append((station, None, when, _short(raw_time), None, "not_on_hour"))
             continue
-        if when > now + CLOCK_SKEW:
-            out.rejected.append((station, None, when, _short(raw_time), None, "future"))
+        if when > latest:
+            rejected.append((station, None, when, _short(raw_time), None, "future"))
             continue
         if when <= since:
             continue
-        for pol in POLLUTANTS:
-            key = mapping.fields.get(pol)
-            if key is None or key not in rec:
-                continue
-            raw = rec[key]
-            raw_flag = rec.get(mapping.flags.get(pol, ""), "N")
-            flag = str(raw_flag).strip().upper() if raw_flag is not None else "N"
+        first_row = len(rows)
+        for pol, key, flag_key, maximum in wanted:
+            raw = rec.get(key)
             if raw is None:
                 continue
-            try:
-                value = _number(raw)
-            except (InvalidOperation, ValueError):
-                out.rejected.append((station, pol, when, _short(raw), flag, "non_numeric"))
+            raw_flag = rec.get(flag_key, "N")
+            flag = raw_flag if raw_flag == "N" else (
+                "N" if raw_flag is None else str(raw_flag).strip().upper())
+            if type(raw) is int:  # the common case: an integer is its own exact text
+                value: int | str = raw
+                number: float = raw
+            else:
+                try:
+                    value, number = _number(raw)
+                except (ValueError, OverflowError):
+                    rejected.append((station, pol, when, _short(raw), flag, "non_numeric"))
+                    continue
+            if number < 0:
+                rejected.append((station, pol, when, _short(raw), flag, "negative"))
                 continue
-            if value < 0:
-                out.rejected.append((station, pol, when, _short(raw), flag, "negative"))
-                continue
-            if value > PLAUSIBLE_MAX[pol]:
-                out.rejected.append((station, pol, when, _short(raw), flag, "out_of_range"))
-                continue
-            if flag not in FLAGS:
-                out.rejected.append((station, pol, when, _short(raw), flag, "unknown_flag"))
+            if not number <= maximum:
+                rejected.append((station, pol, when, _short(raw), flag, "out_of_range"))
                 continue
             valid = flag == "N"
             if not valid:
+                if flag not in FLAGS:
+                    rejected.append((station, pol, when, _short(raw), flag, "unknown_flag"))
+                    continue
                 out.flagged += 1
-            row: ObservationRow = (station, pol, when, value, flag, valid, source, received)
-            prior = seen.get((pol, when))
-            if prior is not None:
-                out.duplicates += 1
-                out.rows[prior] = row
-                continue
-            seen[(pol, when)] = len(out.rows)
-            out.rows.append(row)
-            out.hours.add(when)
+            rows.append((station, pol, when, value, flag, valid, source, received))
+        if len(rows) == first_row:
+            continue
+        if when in seen_hours:  # the hour again: its values replace the earlier ones
+            out.duplicates += 1
+            _replace_duplicates(rows, seen_hours[when], first_row)
+        else:
+            seen_hours[when] = first_row
+            hours.add(when)
     return out
+
+
+def _replace_duplicates(rows: list[ObservationRow], earlier: int, start: int) -> None:
+    """Rows from ``start`` repeat an hour first seen at ``earlier``: keep the later values."""
+    repeat = rows[start:]
+    del rows[start:]
+    index = {rows[k][1]: k for k in range(earlier, len(rows))
+             if rows[k][2] == repeat[0][2]}
+    for row in repeat:
+        k = index.get(row[1])
+        if k is None:
+            rows.append(row)
+        else:
+            rows[k] = row
 
 
 def _short(raw: Any, limit: int = 64) -> str | None:

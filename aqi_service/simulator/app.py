@@ -6,8 +6,9 @@
 ``GET /stations/{code}/hourly?since=<ISO 8601>[&until=<ISO 8601>]``
     ``{"station_code", "time_convention": "hour-ending", "timezone": "Asia/Shanghai",
     "units": {"so2": "µg/m³", ..., "co": "mg/m³", ...}, "records": [{"time":
-    "2026-11-26T16:00:00+08:00", "so2": 12, "so2_flag": "N", ..., "pm2_5": 61,
-    "pm2_5_flag": "N"}, ...]}``. Records are the hours strictly after ``since`` up to and
+    "2026-11-26T16:00:00+08:00", "so2": 12, "so2_flag": "M", ..., "pm2_5": 61}, ...]}``.
+    A ``*_flag`` key is left out when the flag is N (normal), as in most records.
+    Records are the hours strictly after ``since`` up to and
     including ``until`` (default and cap: the latest published hour), ascending, labelled
     hour-ending in +08:00 (16:00 is the mean of 15:00-16:00). µg/m³ values are integers,
     CO (mg/m³) has 3 decimals; flags are HJ 212 data flags (N normal, M maintenance,
@@ -75,6 +76,13 @@ _ROW_TEMPLATE = "{" + ",".join(
     f'"{k}":"%s"' if k == "time" or k.endswith("_flag") else f'"{k}":%s' for k in RECORD_KEYS
 ) + "}"
 
+# A record whose flags are all N (normal) leaves them out: half the bytes, the same meaning.
+_NORMAL_TEMPLATE = "{" + ",".join(
+    '"time":"%s"' if k == "time" else f'"{k}":%s'
+    for k in RECORD_KEYS if not k.endswith("_flag")
+) + "}"
+_ALL_NORMAL = ("N",) * sum(1 for k in RECORD_KEYS if k.endswith("_flag"))
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -84,6 +92,8 @@ def encode_rows(rows: list[Row]) -> str:
     for row in rows:
         if str in map(type, row[1::2]):  # a non-numeric fault value
             parts.append(_dumps(dict(zip(RECORD_KEYS, row, strict=True))))
+        elif row[2::2] == _ALL_NORMAL:
+            parts.append(_NORMAL_TEMPLATE % (row[0], *row[1::2]))
         else:
             parts.append(_ROW_TEMPLATE % row)
     return f"[{','.join(parts)}]"

@@ -31,6 +31,8 @@ class Target:
 
 
 def _jsonb_encode(value: object) -> bytes:
+    if not value and isinstance(value, dict):
+        return b"\x01{}"
     return b"\x01" + json.dumps(value, ensure_ascii=False).encode()
 
 

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 
 import asyncpg
 
-ObservationRow = tuple[str, str, datetime, Decimal | float | int | None, str, bool, str, datetime]
-"""(station_code, pollutant, hour_end UTC, value, flag, valid, source, received_at)."""
+ObservationRow = tuple[str, str, datetime, int | str, str, bool, str, datetime]
+"""(station_code, pollutant, hour_end UTC, value as an int or its exact decimal text, flag,
+valid, source, received_at). Codes, flags and sources are validated names (no CSV quoting
+needed)."""
 
-COLUMNS = ("station_code", "pollutant", "hour_end", "value", "flag", "valid", "source",
-           "received_at")
+COLUMNS = ("station_code", "pollutant", "hour_end", "value", "flag", "valid", "source")
+"""Columns written by COPY; received_at and updated_at are the transaction's time."""
 
 ENSURE_PARTITIONS = "SELECT ensure_partitions($1::timestamptz, $2::timestamptz)"
 
 CREATE_STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS observations_stage (
-    station_code text, pollutant text, hour_end timestamptz, value numeric, flag text,
-    valid boolean, source text, received_at timestamptz
+    station_code text COLLATE "C", pollutant text COLLATE "C", hour_end timestamptz,
+    value numeric, flag text, valid boolean, source text
 ) ON COMMIT DELETE ROWS
 """
 
@@ -35,13 +37,13 @@ WITH s AS (
     FROM observations o JOIN s USING (station_code, pollutant, hour_end)
 ), up AS (
     INSERT INTO observations AS o
-        (station_code, pollutant, hour_end, value, flag, valid, source, received_at, updated_at)
-    SELECT station_code, pollutant, hour_end, value, flag, valid, source, received_at, received_at
+        (station_code, pollutant, hour_end, value, flag, valid, source)
+    SELECT station_code, pollutant, hour_end, value, flag, valid, source
     FROM s
     ON CONFLICT (station_code, pollutant, hour_end) DO UPDATE SET
         value = EXCLUDED.value, flag = EXCLUDED.flag, valid = EXCLUDED.valid,
-        source = EXCLUDED.source, received_at = EXCLUDED.received_at,
-        updated_at = EXCLUDED.updated_at, revision = o.revision + 1
+        source = EXCLUDED.source, received_at = now(), updated_at = now(),
+        revision = o.revision + 1
     WHERE (o.value, o.flag) IS DISTINCT FROM (EXCLUDED.value, EXCLUDED.flag)
     RETURNING o.station_code, o.pollutant, o.hour_end, o.value, o.flag, o.revision
 ), rev AS (
@@ -55,16 +57,34 @@ WITH s AS (
 SELECT station_code, hour_end, revision > 0 AS revised FROM up
 """
 
+# Kept in the same transaction as the rows, so "no newest hour" means "nothing stored".
+ADVANCE_NEWEST = """
+INSERT INTO station_cursors AS c (station_code, newest_hour)
+SELECT * FROM unnest($1::text[], $2::timestamptz[])
+ON CONFLICT (station_code) DO UPDATE SET
+    newest_hour = greatest(c.newest_hour, EXCLUDED.newest_hour)
+"""
+
 SELECT_CURSORS = """
 SELECT s.code, c.answered_through, c.newest_hour
 FROM stations s LEFT JOIN station_cursors c ON c.station_code = s.code
 WHERE s.active
 """
 
+# One row per station and pollutant with its hours as offsets from $2 and its values (NaN
+# where invalid): far fewer objects to decode than a row per observation.
 SELECT_RANGE = """
-SELECT station_code, pollutant, hour_end, value::float8 AS value, flag, valid
+SELECT station_code, pollutant,
+       array_agg((extract(epoch FROM hour_end - $2::timestamptz) / 3600)::int) AS offsets,
+       array_agg(CASE WHEN valid THEN value::float8 ELSE 'NaN'::float8 END) AS values
 FROM observations
 WHERE station_code = ANY($1::text[]) AND hour_end >= $2 AND hour_end <= $3
+GROUP BY station_code, pollutant
+"""
+SELECT_FLAGGED = """
+SELECT station_code, pollutant, hour_end, flag
+FROM observations
+WHERE station_code = ANY($1::text[]) AND hour_end >= $2 AND hour_end <= $3 AND NOT valid
 """
 
 
@@ -81,53 +101,90 @@ class IngestResult:
         self.changed.setdefault(station, set()).add(hour)
 
 
+async def _advance_newest(conn: asyncpg.Connection, hours: Mapping[str, set[datetime]]) -> None:
+    codes = [s for s, hs in hours.items() if hs]
+    await conn.execute(ADVANCE_NEWEST, codes, [max(hours[s]) for s in codes])
+
+
 async def ensure_partitions(conn: asyncpg.Connection, first: datetime, last: datetime) -> None:
     """Monthly partitions covering [first, last] exist."""
     await conn.execute(ENSURE_PARTITIONS, first, last)
 
 
+def _csv(groups: Iterable[Sequence[ObservationRow]]) -> io.BytesIO:
+    """Rows as CSV for COPY: the server parses the values, this process only joins text."""
+    texts: dict[datetime, str] = {}
+    lines: list[str] = []
+    add = lines.append
+    for rows in groups:
+        for station, pollutant, hour, value, flag, valid, source, _received in rows:
+            h = texts.get(hour)
+            if h is None:
+                h = texts[hour] = hour.isoformat()
+            add(f"{station},{pollutant},{h},{value},{flag},{'t' if valid else 'f'},{source}\n")
+    return io.BytesIO("".join(lines).encode())
+
+
 async def ingest(
     conn: asyncpg.Connection,
-    rows: Sequence[ObservationRow],
-    newest: dict[str, datetime | None],
+    by_station: Mapping[str, Sequence[ObservationRow]],
+    newest: Mapping[str, datetime | None],
     run_id: int | None = None,
     reason: str = "station revised the value",
+    hours: Mapping[str, set[datetime]] | None = None,
 ) -> IngestResult:
-    """Store observations idempotently; return what changed.
+    """Store observations (grouped by station) idempotently; return what changed.
+
+    ``hours`` may give each station's set of hours in ``by_station`` (saves a pass).
 
     Rows newer than the station's newest stored hour (``newest``) cannot conflict and are
     copied straight into the table; the rest go through the stage and the set-based
     upsert. If a concurrent writer got there first, everything takes the upsert path.
     """
     result = IngestResult()
-    if not rows:
+    fresh: dict[str, Sequence[ObservationRow]] = {}
+    known: dict[str, Sequence[ObservationRow]] = {}
+    given = hours or {}
+    hours = {}
+    for station, rows in by_station.items():
+        if not rows:
+            continue
+        hours[station] = given.get(station) or {r[2] for r in rows}
+        limit = newest.get(station)
+        if limit is None or min(hours[station]) > limit:
+            fresh[station] = rows
+        else:
+            new = [r for r in rows if r[2] > limit]
+            old = [r for r in rows if r[2] <= limit]
+            if new:
+                fresh[station] = new
+            known[station] = old
+    if not hours:
         return result
-    hours = [r[2] for r in rows]
-    fresh: list[ObservationRow] = []
-    known: list[ObservationRow] = []
-    for row in rows:
-        limit = newest.get(row[0])
-        (fresh if limit is None or row[2] > limit else known).append(row)
-    await ensure_partitions(conn, min(hours), max(hours))
+    await ensure_partitions(conn, min(min(h) for h in hours.values()),
+                            max(max(h) for h in hours.values()))
     if fresh:
         try:
             async with conn.transaction():
-                await conn.copy_records_to_table(
-                    "observations", records=[(*r, r[7]) for r in fresh],
-                    columns=(*COLUMNS, "updated_at"))
+                await conn.copy_to_table("observations", source=_csv(fresh.values()),
+                                         columns=COLUMNS, format="csv")
+                await _advance_newest(conn, {s: hours[s] for s in fresh})
         except asyncpg.UniqueViolationError:
-            known.extend(fresh)
-            fresh = []
+            for station, rows in fresh.items():
+                known[station] = [*known.get(station, ()), *rows]
+            fresh = {}
         else:
-            for row in fresh:
-                result.add(row[0], row[2])
-            result.inserted += len(fresh)
+            for station, rows in fresh.items():
+                stored = hours[station] if rows is by_station[station] else {r[2] for r in rows}
+                result.changed.setdefault(station, set()).update(stored)
+                result.inserted += len(rows)
     if known:
         async with conn.transaction():
             await conn.execute(CREATE_STAGE)
-            await conn.copy_records_to_table("observations_stage", records=known,
-                                             columns=COLUMNS)
+            await conn.copy_to_table("observations_stage", source=_csv(known.values()),
+                                     columns=COLUMNS, format="csv")
             changed = await conn.fetch(UPSERT_FROM_STAGE, reason, run_id)
+            await _advance_newest(conn, {s: hours[s] for s in known})
         for rec in changed:
             result.add(rec["station_code"], rec["hour_end"])
             if rec["revised"]:
@@ -145,6 +202,9 @@ async def cursors(conn: asyncpg.Connection) -> dict[str, tuple[datetime | None, 
 
 async def read_range(
     conn: asyncpg.Connection, stations: Sequence[str], first: datetime, last: datetime,
-) -> list[asyncpg.Record]:
-    """Every observation of ``stations`` with hour_end in [first, last]."""
-    return await conn.fetch(SELECT_RANGE, list(stations), first, last)
+) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+    """Observations of ``stations`` in [first, last]: per (station, pollutant) the hour
+    offsets from ``first`` and values (NaN if invalid); and the flags of invalid values."""
+    grouped = await conn.fetch(SELECT_RANGE, list(stations), first, last)
+    flagged = await conn.fetch(SELECT_FLAGGED, list(stations), first, last)
+    return grouped, flagged

@@ -16,12 +16,13 @@ from typing import Any
 
 import asyncpg
 
+from aqi_service.aqi.batch import names
 from aqi_service.aqi.series import DAILY_COUNTS, DAILY_FIELDS, HOURLY_COUNTS, HOURLY_FIELDS
 
 RESULT_COLUMNS = (
     "iaqi_so2", "iaqi_no2", "iaqi_co", "iaqi_o3", "iaqi_pm10", "iaqi_pm2_5",
-    "aqi", "computed_aqi", "level", "primary_pollutants", "exceeding_pollutants",
-    "missing_pollutants", "beyond_index",
+    "aqi", "computed_aqi", "level", "primary_mask", "exceeding_mask", "missing_mask",
+    "beyond_index",
 )
 
 
@@ -37,9 +38,8 @@ class RecordTable:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """Every column written, in COPY order."""
-        return (self.entity, self.period, *self.data, "first_published_at", "computed_at",
-                "revision")
+        """Every column written, in COPY order (times and revision are the server's)."""
+        return (self.entity, self.period, *self.data)
 
 
 STATION_HOURLY = RecordTable(
@@ -117,7 +117,7 @@ async def write(
     for row in rows:
         old = existing.get((row[0], row[1]))
         if old is None:
-            inserts.append((*row, now, now, 0))
+            inserts.append(row)
             continue
         changed = [
             (name, old[2 + i], value)
@@ -126,11 +126,15 @@ async def write(
         ]
         if not changed:
             continue
-        updates.append((*row, old["first_published_at"], now, old["revision"] + 1))
+        updates.append(row)
         period = row[1]
         period_end = period if isinstance(period, datetime) else datetime.combine(
             period, datetime.min.time()).replace(tzinfo=now.tzinfo)
         for name, before, after in changed:
+            if name.endswith("_mask"):  # logged as the pollutant names users see
+                name = name.removesuffix("_mask") + "_pollutants"
+                before = None if before is None else names(before)
+                after = None if after is None else names(after)
             revisions.append((table.kind, row[0], name, period_end, _text(_norm(before)),
                               _text(after), reason, run_id))
     if inserts and not existing:
@@ -150,12 +154,12 @@ async def write(
                 f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
                 f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
             await conn.copy_records_to_table(stage, records=pending, columns=table.columns)
-            assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in (
-                *table.data, "computed_at", "revision"))
+            assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in table.data)
             await conn.execute(
                 f"INSERT INTO {table.name} ({', '.join(table.columns)}) "
                 f"SELECT {', '.join(table.columns)} FROM {stage} "
-                f"ON CONFLICT ({table.entity}, {table.period}) DO UPDATE SET {assignments}")
+                f"ON CONFLICT ({table.entity}, {table.period}) DO UPDATE SET {assignments}, "
+                f"computed_at = now(), revision = {table.name}.revision + 1")
             if revisions:
                 await conn.copy_records_to_table(
                     "revisions", records=revisions,
