@@ -229,19 +229,25 @@ class Collector:
             plan.append((st, since))
         newest_stored = {code: pair[1] for code, pair in where.items()}
 
-        queue: asyncio.Queue[PollResult | None] = asyncio.Queue(maxsize=col.concurrency * 8)
+        # Poll results wait for the writer in a queue holding about one batch of rows, so
+        # memory stays bounded whatever the number of stations or the look-back.
+        per_station = max(int(lookback / HOUR), 1) * 6
+        queue: asyncio.Queue[PollResult | None] = asyncio.Queue(
+            maxsize=min(max(BATCH_ROWS // per_station, 4), col.concurrency * 8))
         semaphore = asyncio.Semaphore(col.concurrency)
         results: list[PollResult] = []
 
         async def poll_one(st: StationConfig, since: datetime) -> None:
+            # The slot is held until the result is queued: results waiting for the writer
+            # count against the concurrency, so memory stays bounded.
             async with semaphore:
                 res = await self.poll(st, since, target)
-            await queue.put(res)
+                await queue.put(res)
 
         changed: dict[str, set[datetime]] = {}
         # Three stages overlap: polls → writer (ingest) → deriver (records of the stations
         # just written), so this process computes while PostgreSQL writes and vice versa.
-        to_derive: asyncio.Queue[_DeriveJob | None] = asyncio.Queue(maxsize=4)
+        to_derive: asyncio.Queue[_DeriveJob | None] = asyncio.Queue(maxsize=2)
         deriver = asyncio.create_task(self._deriver(to_derive, target, summary, run_id))
         writer = asyncio.create_task(
             self._writer(queue, to_derive, newest_stored, run_id, target, summary, changed,

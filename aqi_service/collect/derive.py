@@ -39,8 +39,8 @@ AFFECTS_HOURS = CONTEXT_HOURS - 1
 """A changed hour moves the records of this many following hours."""
 PLACES = 6
 """Decimal places of stored averages (micro-units: no double rounding at publication)."""
-CHUNK_STATIONS = 250
-"""Stations derived together; bounds memory on large back-fills."""
+CHUNK_RECORDS = 20_000
+"""About this many hourly records are derived together: bounds memory on long back-fills."""
 _POLLUTANT_INDEX = {p: i for i, p in enumerate(POLLUTANTS)}
 
 SELECT_HOURLY_FOR_CITY = """
@@ -274,9 +274,11 @@ async def derive_stations(
     new_rows = new_rows or {}
     fresh = sorted(s for s in changed if s in new_rows)
     stored = sorted(s for s in changed if s not in new_rows)
+    span = max(len(hs) for hs in changed.values()) if changed else 1
+    per_chunk = max(1, CHUNK_RECORDS // (span + AFFECTS_HOURS))
     for group, in_memory in ((fresh, True), (stored, False)):
-        for k in range(0, len(group), CHUNK_STATIONS):
-            chunk = group[k:k + CHUNK_STATIONS]
+        for k in range(0, len(group), per_chunk):
+            chunk = group[k:k + per_chunk]
             rows = {s: new_rows[s] for s in chunk} if in_memory else None
             await _derive_stations(conn, chunk, {s: changed[s] for s in chunk}, latest_hour,
                                    now, reason, run_id, result, rows)
@@ -435,8 +437,9 @@ async def derive_days(
     if not days:
         return result
     days = sorted(days)
-    for k in range(0, len(stations), CHUNK_STATIONS):
-        chunk = list(stations[k:k + CHUNK_STATIONS])
+    per_chunk = max(1, CHUNK_RECORDS // (24 * len(days)))
+    for k in range(0, len(stations), per_chunk):
+        chunk = list(stations[k:k + per_chunk])
         first, _ = day_bounds(days[0])
         _, last = day_bounds(days[-1])
         m = await read_matrices(conn, chunk, first, last)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
+from functools import lru_cache
+from itertools import repeat
 from typing import Any
 
 from aqi_service.aqi.schemes import POLLUTANTS
@@ -86,6 +88,12 @@ def _parse_time(raw: Any, tz: tzinfo) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=tz)
 
 
+@lru_cache(maxsize=8192)
+def _hour_end_utc(raw: str, tz: tzinfo, shift: timedelta) -> datetime:
+    """A record's time as an hour-ending UTC label (every station repeats the same times)."""
+    return (_parse_time(raw, tz) + shift).astimezone(timezone.utc)
+
+
 class NumText(str):
     """The text of a JSON number as the logger wrote it (``json.loads(parse_float=NumText)``).
 
@@ -137,20 +145,21 @@ def parse_hourly(
     if not isinstance(records, list):
         raise PayloadError(f"{mapping.records!r} is not a list")
     out = Parsed()
-    seen_hours: dict[datetime, int] = {}
-    received = now
     shift = HOUR if mapping.time_convention == "hour-beginning" else timedelta(0)
     latest = now + CLOCK_SKEW
-    wanted = [(pol, mapping.fields[pol], mapping.flags.get(pol, ""), PLAUSIBLE_MAX[pol])
-              for pol in POLLUTANTS if mapping.fields.get(pol) is not None]
-    rows, rejected, hours = out.rows, out.rejected, out.hours
+    rejected = out.rejected
+    # 1. Records and their hours; a repeated hour's values replace the earlier ones.
+    by_hour: dict[datetime, Mapping[str, Any]] = {}
     for rec in records:
         if type(rec) is not dict and not isinstance(rec, Mapping):
             rejected.append((station, None, None, _short(rec), None, "record_not_object"))
             continue
         raw_time = rec.get(mapping.time)
         try:
-            when = (_parse_time(raw_time, tz) + shift).astimezone(timezone.utc)
+            if type(raw_time) is str:
+                when = _hour_end_utc(raw_time, tz, shift)
+            else:
+                when = (_parse_time(raw_time, tz) + shift).astimezone(timezone.utc)
         except (ValueError, TypeError, OverflowError):
             rejected.append((station, None, None, _short(raw_time), None, "bad_timestamp"))
             continue
@@ -162,59 +171,75 @@ def parse_hourly(
             continue
         if when <= since:
             continue
-        first_row = len(rows)
-        for pol, key, flag_key, maximum in wanted:
-            raw = rec.get(key)
-            if raw is None:
-                continue
-            raw_flag = rec.get(flag_key, "N")
-            flag = raw_flag if raw_flag == "N" else (
-                "N" if raw_flag is None else str(raw_flag).strip().upper())
-            if type(raw) is int:  # the common case: an integer is its own exact text
-                value: int | str = raw
-                number: float = raw
-            else:
-                try:
-                    value, number = _number(raw)
-                except (ValueError, OverflowError):
-                    rejected.append((station, pol, when, _short(raw), flag, "non_numeric"))
-                    continue
-            if number < 0:
-                rejected.append((station, pol, when, _short(raw), flag, "negative"))
-                continue
-            if not number <= maximum:
-                rejected.append((station, pol, when, _short(raw), flag, "out_of_range"))
-                continue
-            valid = flag == "N"
-            if not valid:
-                if flag not in FLAGS:
-                    rejected.append((station, pol, when, _short(raw), flag, "unknown_flag"))
-                    continue
-                out.flagged += 1
-            rows.append((station, pol, when, value, flag, valid, source, received))
-        if len(rows) == first_row:
-            continue
-        if when in seen_hours:  # the hour again: its values replace the earlier ones
+        prior = by_hour.get(when)
+        if prior is not None:
             out.duplicates += 1
-            _replace_duplicates(rows, seen_hours[when], first_row)
-        else:
-            seen_hours[when] = first_row
-            hours.add(when)
+            rec = {**prior, **rec}
+        by_hour[when] = rec
+    if not by_hour:
+        return out
+    hours = list(by_hour)
+    recs = list(by_hour.values())
+    # 2. Column by column: a column of plain, in-range, normal values takes the fast path.
+    for pol in POLLUTANTS:
+        key = mapping.fields.get(pol)
+        if key is None:
+            continue
+        flag_key = mapping.flags.get(pol, "")
+        maximum = PLAUSIBLE_MAX[pol]
+        col = [r.get(key) for r in recs]
+        flags = [r.get(flag_key, "N") for r in recs]
+        if (flags.count("N") == len(flags) and col.count(None) == 0
+                and _plain_in_range(col, maximum)):
+            out.rows.extend(zip(repeat(station), repeat(pol), hours, col, repeat("N"),
+                                repeat(True), repeat(source), repeat(now)))
+            continue
+        for when, raw, raw_flag in zip(hours, col, flags, strict=True):
+            row = _check(station, pol, when, raw, raw_flag, maximum, source, now, out)
+            if row is not None:
+                out.rows.append(row)
+    out.hours.update(row[2] for row in out.rows)
     return out
 
 
-def _replace_duplicates(rows: list[ObservationRow], earlier: int, start: int) -> None:
-    """Rows from ``start`` repeat an hour first seen at ``earlier``: keep the later values."""
-    repeat = rows[start:]
-    del rows[start:]
-    index = {rows[k][1]: k for k in range(earlier, len(rows))
-             if rows[k][2] == repeat[0][2]}
-    for row in repeat:
-        k = index.get(row[1])
-        if k is None:
-            rows.append(row)
-        else:
-            rows[k] = row
+def _plain_in_range(col: list[Any], maximum: float) -> bool:
+    """All ints (or JSON number texts) within [0, maximum]: no value needs a closer look."""
+    if all(type(v) is int for v in col):
+        return min(col) >= 0 and max(col) <= maximum
+    if all(type(v) is NumText for v in col):
+        try:
+            numbers = [float(v) for v in col]
+        except ValueError:
+            return False
+        return min(numbers) >= 0 and max(numbers) <= maximum
+    return False
+
+
+def _check(station: str, pol: str, when: datetime, raw: Any, raw_flag: Any, maximum: float,
+           source: str, received: datetime, out: Parsed) -> ObservationRow | None:
+    """One value the fast path could not take: a row, or None with the rejection recorded."""
+    if raw is None:
+        return None
+    flag = raw_flag if raw_flag == "N" else (
+        "N" if raw_flag is None else str(raw_flag).strip().upper())
+    try:
+        value, number = (raw, raw) if type(raw) is int else _number(raw)
+    except (ValueError, OverflowError):
+        out.rejected.append((station, pol, when, _short(raw), flag, "non_numeric"))
+        return None
+    if number < 0:
+        out.rejected.append((station, pol, when, _short(raw), flag, "negative"))
+        return None
+    if not number <= maximum:
+        out.rejected.append((station, pol, when, _short(raw), flag, "out_of_range"))
+        return None
+    valid = flag == "N"
+    if not valid:
+        if flag not in FLAGS:
+            out.rejected.append((station, pol, when, _short(raw), flag, "unknown_flag"))
+            return None
+        out.flagged += 1
+    return (station, pol, when, value, flag, valid, source, received)
 
 
 def _short(raw: Any, limit: int = 64) -> str | None:
