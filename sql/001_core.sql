@@ -59,8 +59,9 @@ CREATE TABLE rejected_values (
 );
 CREATE INDEX rejected_values_station_time_idx ON rejected_values (station_code, received_at);
 
--- Pollutant sets are stored as bitmasks (bit i: the i-th of so2, no2, co, o3, pm10, pm2_5)
--- and shown as sorted name arrays by generated columns: compact to write, easy to query.
+-- Pollutant sets are stored as bitmasks (bit i: the i-th of so2, no2, co, o3, pm10, pm2_5):
+-- compact to write. pollutant_names(mask) gives the sorted names, e.g.
+-- SELECT pollutant_names(primary_mask) FROM station_hourly.
 CREATE FUNCTION pollutant_names(mask smallint) RETURNS text[]
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     SELECT coalesce(array_agg(name ORDER BY name), '{}')
@@ -93,9 +94,6 @@ CREATE TABLE station_hourly (
     primary_mask        smallint NOT NULL DEFAULT 0,
     exceeding_mask      smallint,          -- NULL: the scheme has no exceeding pollutants
     missing_mask        smallint NOT NULL DEFAULT 0,
-    primary_pollutants  text[] GENERATED ALWAYS AS (pollutant_names(primary_mask)) STORED,
-    exceeding_pollutants text[] GENERATED ALWAYS AS (pollutant_names(exceeding_mask)) STORED,
-    missing_pollutants  text[] GENERATED ALWAYS AS (pollutant_names(missing_mask)) STORED,
     beyond_index        boolean NOT NULL DEFAULT false,
     first_published_at  timestamptz NOT NULL DEFAULT now(),
     computed_at         timestamptz NOT NULL DEFAULT now(),
@@ -123,9 +121,6 @@ CREATE TABLE station_daily (
     primary_mask        smallint NOT NULL DEFAULT 0,
     exceeding_mask      smallint,          -- NULL: the scheme has no exceeding pollutants
     missing_mask        smallint NOT NULL DEFAULT 0,
-    primary_pollutants  text[] GENERATED ALWAYS AS (pollutant_names(primary_mask)) STORED,
-    exceeding_pollutants text[] GENERATED ALWAYS AS (pollutant_names(exceeding_mask)) STORED,
-    missing_pollutants  text[] GENERATED ALWAYS AS (pollutant_names(missing_mask)) STORED,
     beyond_index        boolean NOT NULL DEFAULT false,
     first_published_at  timestamptz NOT NULL DEFAULT now(),
     computed_at         timestamptz NOT NULL DEFAULT now(),

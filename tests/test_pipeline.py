@@ -76,7 +76,8 @@ async def test_collection_stores_every_station_and_pollutant_with_exact_aqi(rig:
             "SELECT station_code, pollutant, value FROM observations "
             "WHERE hour_end = $1 AND valid", hour)
         recs = {r["station_code"]: r for r in await conn.fetch(
-            "SELECT * FROM station_hourly WHERE hour_end = $1", hour)}
+            "SELECT *, pollutant_names(primary_mask) AS primary_pollutants FROM station_hourly "
+            "WHERE hour_end = $1", hour)}
     assert sorted(recs) == [s.code for s in rig.config.stations]
     values: dict[str, dict[str, object]] = {}
     for r in obs:
@@ -264,7 +265,8 @@ async def test_flagged_values_are_kept_but_never_valid(rig: Rig, kind: str) -> N
     async with rig.pool.acquire() as conn:
         flagged = await conn.fetch("SELECT flag, valid FROM observations WHERE "
                                    "station_code = 'LF06' AND hour_end = $1", hour)
-        rec = await conn.fetchrow("SELECT aqi, flags, missing_pollutants FROM station_hourly "
+        rec = await conn.fetchrow("SELECT aqi, flags, pollutant_names(missing_mask) AS "
+                                  "missing_pollutants FROM station_hourly "
                                   "WHERE station_code = 'LF06' AND hour_end = $1", hour)
     assert flagged and all(not r["valid"] and r["flag"] == FLAGS[kind] for r in flagged)
     assert set(rec["flags"].values()) == {FLAGS[kind]}

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from aqi_service.aqi.batch import names
 from aqi_service.aqi.schemes import POLLUTANTS, SHANGHAI, get_scheme
 from aqi_service.aqi.series import HOURLY_COUNTS, HOURLY_FIELDS
 from aqi_service.config import Config
@@ -101,8 +102,8 @@ def record_json(rec: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         health_effect_en=level.health_effect_en if level else None,
         advice=level.advice_zh if level else None,
         advice_en=level.advice_en if level else None,
-        primary_pollutants=list(rec["primary_pollutants"] or []),
-        missing_pollutants=list(rec["missing_pollutants"] or []),
+        primary_pollutants=names(rec["primary_mask"]),
+        missing_pollutants=names(rec["missing_mask"]),
         beyond_index=rec["beyond_index"],
         scheme=rec["scheme"],
         valid_hours={c: rec[c] for c in HOURLY_COUNTS},
