@@ -36,6 +36,8 @@ MAX_REQUEST_HOURS = 7 * 24
 """A longer back-fill is asked for in chunks of this many hours."""
 BATCH_ROWS = 100_000
 """Rows gathered before the writer flushes them to the database."""
+WRITERS = 2
+"""Batches written at once, each on its own connection (a batch holds whole stations)."""
 
 
 class CollectorEvents(Protocol):
@@ -314,11 +316,24 @@ class Collector:
         changed: dict[str, set[datetime]], results: list[PollResult], total: int,
         progress: Callable[[int, int], None] | None,
     ) -> None:
-        """Consume poll results; write their rows in batches on one connection."""
+        """Consume poll results; write their rows in batches, two batches at a time."""
         pending: list[PollResult] = []
         pending_rows = 0
         done = 0
-        async with self.pool.acquire() as conn:
+        slots = asyncio.Semaphore(WRITERS)
+        flushing: set[asyncio.Task[None]] = set()
+
+        async def flush(batch: list[PollResult]) -> None:
+            try:
+                async with self.pool.acquire() as conn:
+                    job = await self._flush(conn, batch, newest, run_id, target, summary,
+                                            changed)
+                if job.changed:
+                    await to_derive.put(job)
+            finally:
+                slots.release()
+
+        try:
             while True:
                 res = await queue.get()
                 if res is not None:
@@ -341,13 +356,16 @@ class Collector:
                     if progress:
                         progress(done, total)
                 if pending and (res is None or pending_rows >= BATCH_ROWS):
-                    job = await self._flush(conn, pending, newest, run_id, target, summary,
-                                            changed)
-                    if job.changed:
-                        await to_derive.put(job)
+                    await slots.acquire()
+                    task = asyncio.create_task(flush(pending))
+                    flushing.add(task)
+                    task.add_done_callback(flushing.discard)
                     pending, pending_rows = [], 0
                 if res is None:
-                    return
+                    break
+        finally:
+            if flushing:
+                await asyncio.gather(*flushing)
 
     async def _flush(self, conn: asyncpg.Connection, batch: list[PollResult],
                      newest: dict[str, datetime | None], run_id: int, target: datetime,
