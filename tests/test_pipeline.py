@@ -7,6 +7,7 @@ here from the stored hourly values.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -323,3 +324,23 @@ async def test_migrations_applied_twice_change_nothing(db_dsn: str) -> None:
         assert await migrations.current_version(conn) == migrations.latest_version()
     finally:
         await conn.close()
+
+
+async def test_a_one_connection_pool_cannot_deadlock_the_pipeline(
+        config: Config, db_dsn: str, clock) -> None:
+    from aqi_service.storage.db import _init_connection
+
+    small = await asyncpg.create_pool(db_dsn, min_size=1, max_size=1, init=_init_connection)
+    sim = Simulator([SimStation(s.code, s.lat, s.lon) for s in config.stations], clock=clock)
+    runner = await run_simulator(sim, "127.0.0.1", 0)
+    session = create_session(config.collection)
+    try:
+        async with small.acquire() as conn:
+            await stations.sync_stations(conn, config.stations)
+        collector = Collector(small, session, config, simulator_url(runner), clock=clock)
+        summary = await asyncio.wait_for(collector.run("test"), timeout=60)
+        assert summary.ok == 11 and summary.observations == 11 * 72 * 6
+    finally:
+        await session.close()
+        await runner.cleanup()
+        await small.close()

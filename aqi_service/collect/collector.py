@@ -34,9 +34,9 @@ log = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
 MAX_REQUEST_HOURS = 7 * 24
 """A longer back-fill is asked for in chunks of this many hours."""
-BATCH_ROWS = 100_000
+BATCH_ROWS = 50_000
 """Rows gathered before the writer flushes them to the database."""
-WRITERS = 2
+WRITERS = 3
 """Batches written at once, each on its own connection (a batch holds whole stations)."""
 
 
@@ -298,10 +298,11 @@ class Collector:
 
     async def _deriver(self, queue: asyncio.Queue[_DeriveJob | None],
                        target: datetime, summary: RunSummary, run_id: int) -> None:
-        """Derive the records of each ingested batch, on a connection of its own."""
-        async with self.pool.acquire() as conn:
-            while (job := await queue.get()) is not None:
-                started = time.perf_counter()
+        """Derive the records of each ingested batch (a connection per job: no pool size
+        can deadlock the writers and the deriver)."""
+        while (job := await queue.get()) is not None:
+            started = time.perf_counter()
+            async with self.pool.acquire() as conn:
                 derived = await derive.derive_stations(
                     conn, job.changed, target, self._reason(summary.trigger), run_id,
                     new_rows=job.new_rows)
