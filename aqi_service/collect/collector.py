@@ -25,13 +25,15 @@ import asyncpg
 from aqi_service.collect import derive
 from aqi_service.collect.client import StationError, fetch_json
 from aqi_service.collect.validate import FieldMap, Parsed, PayloadError, parse_hourly
-from aqi_service.config import Config, StationConfig
+from aqi_service.config import Config, HttpSource, StationConfig
 from aqi_service.storage import observations, runs
 from aqi_service.storage.observations import ObservationRow
 
 log = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
+SIMULATOR_FORMAT = HttpSource(url="simulator")
+"""The simulator speaks the default record format (records/time/<pollutant>/<pollutant>_flag)."""
 MAX_REQUEST_HOURS = 7 * 24
 """A longer back-fill is asked for in chunks of this many hours."""
 BATCH_ROWS = 50_000
@@ -149,13 +151,13 @@ class Collector:
         self._lock = asyncio.Lock()
 
     def _endpoint(self, st: StationConfig) -> tuple[str, FieldMap, dict[str, str]]:
+        """URL, JSON mapping and request headers of a station's logger."""
         if st.source == "http" and st.http is not None:
             h = st.http
-            return (h.url.replace("{code}", st.code),
-                    FieldMap(h.records, h.time, h.time_convention, h.fields, h.flags),
+            return (h.url.replace("{code}", st.code), h,
                     {k: v.reveal() for k, v in h.headers.items()})
         if st.source == "simulator" and self.simulator_url:
-            return f"{self.simulator_url}/stations/{st.code}/hourly", FieldMap(), {}
+            return f"{self.simulator_url}/stations/{st.code}/hourly", SIMULATOR_FORMAT, {}
         raise StationError("not_configured", f"station {st.code}: source {st.source!r} "
                            "cannot be polled")
 

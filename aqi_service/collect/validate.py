@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from functools import lru_cache
 from itertools import repeat
-from typing import Any
+from typing import Any, Protocol
 
 from aqi_service.aqi.schemes import POLLUTANTS
 from aqi_service.storage.observations import ObservationRow
@@ -41,16 +41,14 @@ class PayloadError(ValueError):
     """The response as a whole is unusable (not the expected JSON shape)."""
 
 
-@dataclass(frozen=True, slots=True)
-class FieldMap:
-    """Where the values are in a logger's JSON."""
+class FieldMap(Protocol):
+    """Where the values are in a logger's JSON (``config.HttpSource`` is one)."""
 
-    records: str = "records"
-    time: str = "time"
-    time_convention: str = "hour-ending"
-    fields: Mapping[str, str] = field(default_factory=lambda: {p: p for p in POLLUTANTS})
-    flags: Mapping[str, str] = field(
-        default_factory=lambda: {p: f"{p}_flag" for p in POLLUTANTS})
+    records: str
+    time: str
+    time_convention: str
+    fields: Mapping[str, str]
+    flags: Mapping[str, str]
 
 
 @dataclass(slots=True)
