@@ -65,14 +65,3 @@ def to_fraction(value: Number, name: str = "concentration") -> Fraction:
 def round_half_even(value: Fraction, decimals: int) -> Fraction:
     """Round per GB/T 8170 (round half to even) to ``decimals`` places, exactly."""
     return Fraction(round(value, decimals))
-
-
-def ceil_fraction(value: Fraction) -> int:
-    """Smallest integer not less than ``value`` (全部向上进位取整数)."""
-    return -((-value.numerator) // value.denominator)
-
-
-def to_decimal(value: Fraction, places: int) -> Decimal:
-    """A Fraction as a Decimal rounded half-even to ``places`` decimals (for storage/display)."""
-    scaled = round(value * 10**places)
-    return Decimal(scaled).scaleb(-places)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -210,8 +209,3 @@ def index_records(
             out.exceeding[mask] = res.exceeding
             out.has_exceeding[mask] = True
     return out
-
-
-def hour_labels(first: datetime, count: int) -> list[datetime]:
-    """``count`` consecutive hour-ending labels from ``first``."""
-    return [first + timedelta(hours=i) for i in range(count)]

