@@ -1,16 +1,24 @@
-"""JSON routes: health, readiness and the latest hour (``/api/v1/now``)."""
+"""JSON routes: health, readiness, the latest hour and the series of API v1."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from email.utils import format_datetime
+import re
+from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 
-from aqi_service.storage import migrations
-from aqi_service.web import keys
+from aqi_service.aqi.schemes import SHANGHAI, all_schemes
+from aqi_service.storage import migrations, reads
+from aqi_service.web import conditional, keys, params
+from aqi_service.web.errors import ApiError
+from aqi_service.web.snapshot import daily_json, record_json
 
-STALE_WHILE_REVALIDATE = 300
+STATION_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+MAX_HOURLY_RANGE = timedelta(days=31)
+"""Longest hourly series one request returns; longer ones come from the downloads."""
+MAX_DAILY_RANGE = timedelta(days=366)
+REVISIONS_PAGE = 1000
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -42,33 +50,145 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if not reasons else 503)
 
 
-def _cache_headers(resp: web.StreamResponse, etag: str, modified: datetime,
-                   next_at: datetime) -> None:
-    now = datetime.now(timezone.utc)
-    max_age = max(int((next_at - now).total_seconds()), 0)
-    resp.headers["ETag"] = etag
-    resp.headers["Last-Modified"] = format_datetime(modified.astimezone(timezone.utc),
-                                                    usegmt=True)
-    resp.headers["Cache-Control"] = (
-        f"public, max-age={max_age}, stale-while-revalidate={STALE_WHILE_REVALIDATE}")
-    resp.headers["Access-Control-Allow-Origin"] = "*"
-    resp.headers["Vary"] = "Accept-Encoding"
-
-
 async def now(request: web.Request) -> web.StreamResponse:
     """The latest hour for the city and every station, from the prepared snapshot."""
     snap = request.app[keys.SNAPSHOT].current
     assert snap is not None
-    match = request.headers.get("If-None-Match", "")
-    if snap.etag in [t.strip() for t in match.split(",")] or match.strip() == "*":
-        resp = web.Response(status=304)
-        _cache_headers(resp, snap.etag, snap.last_modified, snap.next_expected_at)
-        return resp
-    resp = web.Response(body=snap.body, content_type="application/json", charset="utf-8")
-    _cache_headers(resp, snap.etag, snap.last_modified, snap.next_expected_at)
-    if "gzip" in request.headers.get("Accept-Encoding", ""):
-        resp.enable_compression()
-    return resp
+    return conditional.respond(request, snap.body, snap.etag,
+                               conditional.seconds_until(snap.next_expected_at),
+                               snap.last_modified)
+
+
+def _next_publication(request: web.Request) -> int:
+    snap = request.app[keys.SNAPSHOT].current
+    return conditional.seconds_until(snap.next_expected_at) if snap else 300
+
+
+def _station_json(row: Any) -> dict[str, Any]:
+    return {
+        "station_code": row["code"], "position_name": row["name_zh"],
+        "name_zh": row["name_zh"], "name_en": row["name_en"],
+        "county_zh": row["county_zh"], "county_en": row["county_en"],
+        "admin_code": row["admin_code"], "lat": row["lat"], "lon": row["lon"],
+        "timezone": row["timezone"],
+    }
+
+
+async def _known_station(request: web.Request, conn: Any) -> Any:
+    code = request.match_info["code"]
+    if not STATION_CODE.match(code):
+        raise ApiError(404, "unknown_station", "no such station", {"station": code[:40]})
+    row = await reads.station(conn, code)
+    if row is None:
+        raise ApiError(404, "unknown_station", f"no station {code!r}", {"station": code})
+    return row
+
+
+async def stations(request: web.Request) -> web.Response:
+    """The city's monitoring stations."""
+    async with request.app[keys.POOL].acquire() as conn:
+        rows = await reads.stations(conn)
+    items = [_station_json(r) for r in rows]
+    return conditional.json_response(request, {"stations": items, "count": len(items)}, 3600)
+
+
+async def station(request: web.Request) -> web.Response:
+    """One station with its latest record and status."""
+    async with request.app[keys.POOL].acquire() as conn:
+        row = await _known_station(request, conn)
+    item = _station_json(row)
+    snap = request.app[keys.SNAPSHOT].current
+    latest = next((s for s in snap.data["stations"] if s["station_code"] == row["code"]),
+                  None) if snap else None
+    if latest is not None:
+        item["latest"] = {k: v for k, v in latest.items() if k not in item}
+    return conditional.json_response(request, item, _next_publication(request))
+
+
+async def _hourly(request: web.Request, code: str, city: bool) -> web.Response:
+    now_ = request.app[keys.CLOCK]()
+    last = params.time_param(request, "to", now_)
+    first = params.time_param(request, "from", last - timedelta(hours=24))
+    params.check_range("from", first, last, MAX_HOURLY_RANGE, "hourly records")
+    async with request.app[keys.POOL].acquire() as conn:
+        rows = await reads.hourly(conn, code, first, last, city=city)
+    data = {
+        ("area_code" if city else "station_code"): code,
+        "from": first.astimezone(SHANGHAI).isoformat(),
+        "to": last.astimezone(SHANGHAI).isoformat(),
+        "time_convention": "hour-ending; times in Asia/Shanghai (UTC+8)",
+        "count": len(rows),
+        "records": [record_json(r) for r in rows],
+    }
+    return conditional.json_response(request, data, _next_publication(request))
+
+
+async def _daily(request: web.Request, code: str, city: bool) -> web.Response:
+    today = request.app[keys.CLOCK]().astimezone(SHANGHAI).date()
+    last = params.date_param(request, "to", today)
+    first = params.date_param(request, "from", last - timedelta(days=30))
+    params.check_range("from", first, last, MAX_DAILY_RANGE, "daily records")
+    async with request.app[keys.POOL].acquire() as conn:
+        rows = await reads.daily(conn, code, first, last, city=city)
+    data = {
+        ("area_code" if city else "station_code"): code,
+        "from": first.isoformat(), "to": last.isoformat(),
+        "day_convention": "natural day in Asia/Shanghai (hours 01:00-24:00, hour-ending)",
+        "count": len(rows),
+        "records": [daily_json(r) for r in rows],
+    }
+    return conditional.json_response(request, data, _next_publication(request))
+
+
+async def station_hourly(request: web.Request) -> web.Response:
+    """A station's hourly records over ``from``…``to`` (default: the last 24 h)."""
+    async with request.app[keys.POOL].acquire() as conn:
+        row = await _known_station(request, conn)
+    return await _hourly(request, row["code"], city=False)
+
+
+async def station_daily(request: web.Request) -> web.Response:
+    """A station's daily records over ``from``…``to`` (dates; default: the last 30 days)."""
+    async with request.app[keys.POOL].acquire() as conn:
+        row = await _known_station(request, conn)
+    return await _daily(request, row["code"], city=False)
+
+
+async def city_hourly(request: web.Request) -> web.Response:
+    """The city's hourly records (pollutant means over its stations, AQI of the means)."""
+    return await _hourly(request, request.app[keys.CONFIG].city.code, city=True)
+
+
+async def city_daily(request: web.Request) -> web.Response:
+    """The city's daily records."""
+    return await _daily(request, request.app[keys.CONFIG].city.code, city=True)
+
+
+async def schemes(request: web.Request) -> web.Response:
+    """The AQI index schemes as data (breakpoints, rules, levels, texts)."""
+    return conditional.json_response(
+        request, {"schemes": [s.as_dict() for s in all_schemes()]}, 86400)
+
+
+async def revisions(request: web.Request) -> web.Response:
+    """Changes to stored or published values since ``since`` (oldest first, paged)."""
+    since = params.time_param(request, "since",
+                              request.app[keys.CLOCK]() - timedelta(hours=24))
+    async with request.app[keys.POOL].acquire() as conn:
+        rows = await reads.revisions(conn, since, REVISIONS_PAGE + 1)
+    more = len(rows) > REVISIONS_PAGE
+    rows = rows[:REVISIONS_PAGE]
+    items = [{
+        "id": r["id"], "kind": r["kind"], "subject": r["subject"], "field": r["field"],
+        "period_end": r["period_end"].astimezone(SHANGHAI).isoformat(),
+        "old_value": r["old_value"], "new_value": r["new_value"], "reason": r["reason"],
+        "changed_at": r["changed_at"].astimezone(SHANGHAI).isoformat(),
+    } for r in rows]
+    data: dict[str, Any] = {"since": since.astimezone(SHANGHAI).isoformat(),
+                            "count": len(items), "revisions": items}
+    if more:
+        data["next_since"] = rows[-1]["changed_at"].astimezone(SHANGHAI).isoformat()
+    return conditional.json_response(request, data, 60)
 
 
 def setup_routes(app: web.Application) -> None:
@@ -76,3 +196,11 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/v1/now", now)
+    app.router.add_get("/api/v1/stations", stations)
+    app.router.add_get("/api/v1/stations/{code}", station)
+    app.router.add_get("/api/v1/stations/{code}/hourly", station_hourly)
+    app.router.add_get("/api/v1/stations/{code}/daily", station_daily)
+    app.router.add_get("/api/v1/city/hourly", city_hourly)
+    app.router.add_get("/api/v1/city/daily", city_daily)
+    app.router.add_get("/api/v1/schemes", schemes)
+    app.router.add_get("/api/v1/revisions", revisions)

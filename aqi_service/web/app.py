@@ -91,6 +91,7 @@ def create_app(
     clock = clock or _now
     app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
     app[keys.CONFIG] = cfg
+    app[keys.CLOCK] = clock
     app.cleanup_ctx.append(_database_ctx(database_target))
     if any(s.source == "simulator" for s in cfg.stations):
         app.cleanup_ctx.append(_simulator_ctx(clock))

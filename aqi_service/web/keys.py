@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
     from aqi_service.web.snapshot import SnapshotStore  # noqa: F401
 
 CONFIG = web.AppKey("config", Config)
+CLOCK = web.AppKey("clock", Callable[[], datetime])
 POOL = web.AppKey("pool", asyncpg.Pool)
 DSN = web.AppKey("dsn", str)
 CLIENT = web.AppKey("client", aiohttp.ClientSession)

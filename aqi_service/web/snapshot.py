@@ -18,7 +18,7 @@ import asyncpg
 
 from aqi_service.aqi.batch import names
 from aqi_service.aqi.schemes import POLLUTANTS, SHANGHAI, get_scheme
-from aqi_service.aqi.series import HOURLY_COUNTS, HOURLY_FIELDS
+from aqi_service.aqi.series import DAILY_COUNTS, DAILY_FIELDS, HOURLY_COUNTS, HOURLY_FIELDS
 from aqi_service.config import Config
 
 HOUR = timedelta(hours=1)
@@ -77,12 +77,40 @@ def status_of(hour_end: datetime | None, flags: dict[str, str] | None, expected:
     return "late" if behind >= LATE_HOURS else "on_time"
 
 
+def level_fields(scheme_id: str, aqi: int | None) -> dict[str, Any]:
+    """Level, category, colour and texts of an AQI under a scheme (None where NA)."""
+    level = get_scheme(scheme_id).level_for(aqi) if aqi is not None else None
+    return {
+        "level": level.level if level else None,
+        "level_zh": level.level_zh if level else None,
+        "category": level.category_zh if level else None,
+        "category_en": level.category_en if level else None,
+        "color": level.color if level else None,
+        "health_effect": level.health_effect_zh if level else None,
+        "health_effect_en": level.health_effect_en if level else None,
+        "advice": level.advice_zh if level else None,
+        "advice_en": level.advice_en if level else None,
+    }
+
+
+def _results(rec: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    return {
+        "iaqi": {p: rec[f"iaqi_{p}"] for p in POLLUTANTS if rec[f"iaqi_{p}"] is not None},
+        "aqi": rec["aqi"],
+        **level_fields(rec["scheme"], rec["aqi"]),
+        "primary_pollutants": names(rec["primary_mask"]),
+        "exceeding_pollutants": (None if rec["exceeding_mask"] is None
+                                 else names(rec["exceeding_mask"])),
+        "missing_pollutants": names(rec["missing_mask"]),
+        "beyond_index": rec["beyond_index"],
+        "scheme": rec["scheme"],
+        "revision": rec["revision"],
+    }
+
+
 def record_json(rec: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
     """The CNEMC-style record of an hour (station or city)."""
     hour_end: datetime = rec["hour_end"]
-    scheme = get_scheme(rec["scheme"])
-    aqi = rec["aqi"]
-    level = scheme.level_for(aqi) if aqi is not None else None
     out: dict[str, Any] = {
         "time_point": hour_end.astimezone(SHANGHAI).isoformat(),
         "time_point_utc": hour_end.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
@@ -90,25 +118,18 @@ def record_json(rec: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
     }
     for f in HOURLY_FIELDS:
         out[f] = present(f, rec[f])
-    out["iaqi"] = {p: rec[f"iaqi_{p}"] for p in POLLUTANTS if rec[f"iaqi_{p}"] is not None}
-    out.update(
-        aqi=aqi,
-        level=level.level if level else None,
-        level_zh=level.level_zh if level else None,
-        category=level.category_zh if level else None,
-        category_en=level.category_en if level else None,
-        color=level.color if level else None,
-        health_effect=level.health_effect_zh if level else None,
-        health_effect_en=level.health_effect_en if level else None,
-        advice=level.advice_zh if level else None,
-        advice_en=level.advice_en if level else None,
-        primary_pollutants=names(rec["primary_mask"]),
-        missing_pollutants=names(rec["missing_mask"]),
-        beyond_index=rec["beyond_index"],
-        scheme=rec["scheme"],
-        valid_hours={c: rec[c] for c in HOURLY_COUNTS},
-        revision=rec["revision"],
-    )
+    out.update(_results(rec))
+    out["valid_hours"] = {c: rec[c] for c in HOURLY_COUNTS}
+    return out
+
+
+def daily_json(rec: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    """The daily record of a natural day (Asia/Shanghai)."""
+    out: dict[str, Any] = {"day": rec["day"].isoformat()}
+    for f in DAILY_FIELDS:
+        out[f] = present(f, rec[f])
+    out.update(_results(rec))
+    out["valid_hours"] = {c: rec[c] for c in DAILY_COUNTS}
     return out
 
 

@@ -1,0 +1,114 @@
+"""API v1 series and reference endpoints on a real database: shapes, errors, caching."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestClient
+from test_service import client  # noqa: F401  (fixture: app after a 1-day back-fill)
+
+pytestmark = pytest.mark.db
+
+
+async def test_stations_list_and_detail(client: TestClient) -> None:  # noqa: F811
+    resp = await client.get("/api/v1/stations")
+    assert resp.status == 200
+    data = await resp.json()
+    assert data["count"] == 11
+    assert [s["station_code"] for s in data["stations"]] == [f"LF{i:02d}" for i in range(1, 12)]
+    one = await (await client.get("/api/v1/stations/LF03")).json()
+    assert one["county_zh"] == "廊坊经济技术开发区"
+    assert isinstance(one["latest"]["aqi"], int)
+    assert one["latest"]["status"] == "on_time"
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/stations/NOPE", "/api/v1/stations/LF99/hourly",
+    "/api/v1/stations/%27%3B%20DROP%20TABLE%20stations%3B--", "/api/v1/stations/" + "x" * 300,
+])
+async def test_unknown_station_is_a_404_envelope(client: TestClient, path: str) -> None:  # noqa: F811
+    resp = await client.get(path)
+    assert resp.status == 404
+    body = await resp.json()
+    assert set(body["error"]) == {"code", "message", "details"}
+
+
+async def test_station_hourly_defaults_to_the_last_day(client: TestClient) -> None:  # noqa: F811
+    data = await (await client.get("/api/v1/stations/LF01/hourly")).json()
+    assert data["count"] == 24
+    times = [r["time_point"] for r in data["records"]]
+    assert times == sorted(times) and all(t.endswith("+08:00") for t in times)
+    rec = data["records"][-1]
+    for key in ("so2", "pm2_5_24h", "o3_8h", "iaqi", "aqi", "level", "category", "scheme",
+                "valid_hours", "primary_pollutants"):
+        assert key in rec
+
+
+async def test_station_hourly_range_in_local_time(client: TestClient) -> None:  # noqa: F811
+    resp = await client.get("/api/v1/stations/LF01/hourly",
+                            params={"from": "2026-11-20T05:00", "to": "2026-11-20T08:00"})
+    data = await resp.json()
+    assert [r["time_point"] for r in data["records"]] == [
+        f"2026-11-20T0{h}:00:00+08:00" for h in (5, 6, 7, 8)]
+
+
+@pytest.mark.parametrize(("query", "parameter", "code"), [
+    ({"from": "yesterday"}, "from", "bad_parameter"),
+    ({"to": "2026-13-01"}, "to", "bad_parameter"),
+    ({"from": "2026-11-20T08:00", "to": "2026-11-20T05:00"}, "from", "bad_parameter"),
+    ({"from": "2026-01-01", "to": "2026-11-20"}, "from", "range_too_long"),
+    ({"from": "' OR 1=1 --"}, "from", "bad_parameter"),
+    ({"from": "9" * 500}, "from", "bad_parameter"),
+    ({"from": "0001-01-01T00:00+14:00"}, "from", "bad_parameter"),
+])
+async def test_bad_query_is_a_400_naming_the_parameter(
+        client: TestClient, query: dict, parameter: str, code: str) -> None:  # noqa: F811
+    resp = await client.get("/api/v1/stations/LF01/hourly", params=query)
+    assert resp.status == 400
+    body = await resp.json()
+    assert body["error"]["code"] == code
+    assert body["error"]["details"]["parameter"] == parameter
+    if code == "range_too_long":
+        assert "download" in body["error"]["message"]
+
+
+async def test_repeated_parameter_is_refused(client: TestClient) -> None:  # noqa: F811
+    resp = await client.get("/api/v1/stations/LF01/hourly?from=2026-11-20&from=2026-11-19")
+    assert resp.status == 400
+
+
+async def test_city_series_and_daily_records(client: TestClient) -> None:  # noqa: F811
+    hourly = await (await client.get("/api/v1/city/hourly")).json()
+    assert hourly["area_code"] == "131000" and hourly["count"] == 24
+    daily = await (await client.get("/api/v1/stations/LF02/daily",
+                                    params={"from": "2026-11-18", "to": "2026-11-20"})).json()
+    assert [r["day"] for r in daily["records"]] == ["2026-11-19"]
+    day = daily["records"][0]
+    assert set(day["valid_hours"]) >= {"pm2_5_24h_hours", "o3_8h_24h_windows"}
+    city = await (await client.get("/api/v1/city/daily",
+                                   params={"from": "2026-11-19", "to": "2026-11-19"})).json()
+    assert city["count"] == 1
+
+
+async def test_schemes_are_published_as_data(client: TestClient) -> None:  # noqa: F811
+    data = await (await client.get("/api/v1/schemes")).json()
+    ids = [s["id"] for s in data["schemes"]]
+    assert ids == ["HJ633-2012", "HJ633-2026"]
+    s26 = data["schemes"][1]
+    assert s26["columns"]["pm2_5_24h"] == [0, 35, 60, 115, 150, 250, 350, 500]
+    assert s26["levels"][2]["color"] == "#FF7E00"
+
+
+async def test_revisions_since(client: TestClient) -> None:  # noqa: F811
+    data = await (await client.get("/api/v1/revisions",
+                                   params={"since": "2026-01-01T00:00+08:00"})).json()
+    assert data["count"] == 0 and data["revisions"] == []
+
+
+async def test_conditional_get_and_cors_on_every_series(client: TestClient) -> None:  # noqa: F811
+    for path in ("/api/v1/stations", "/api/v1/stations/LF01", "/api/v1/stations/LF01/hourly",
+                 "/api/v1/city/daily", "/api/v1/schemes"):
+        first = await client.get(path)
+        assert first.headers["Access-Control-Allow-Origin"] == "*"
+        assert "max-age=" in first.headers["Cache-Control"]
+        again = await client.get(path, headers={"If-None-Match": first.headers["ETag"]})
+        assert again.status == 304, path
