@@ -10,7 +10,7 @@ from aiohttp import web
 
 from aqi_service.aqi.schemes import SHANGHAI, all_schemes
 from aqi_service.storage import migrations, reads
-from aqi_service.web import conditional, keys, params
+from aqi_service.web import conditional, keys, openapi, params
 from aqi_service.web.errors import ApiError
 from aqi_service.web.snapshot import daily_json, record_json
 
@@ -191,6 +191,11 @@ async def revisions(request: web.Request) -> web.Response:
     return conditional.json_response(request, data, 60)
 
 
+async def openapi_json(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of API v1."""
+    return conditional.json_response(request, openapi.document(), 3600)
+
+
 def setup_routes(app: web.Application) -> None:
     """Register the routes."""
     app.router.add_get("/healthz", healthz)
@@ -204,3 +209,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/city/daily", city_daily)
     app.router.add_get("/api/v1/schemes", schemes)
     app.router.add_get("/api/v1/revisions", revisions)
+    app.router.add_get("/api/v1/openapi.json", openapi_json)

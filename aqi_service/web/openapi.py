@@ -1,0 +1,200 @@
+"""The OpenAPI 3.1 document of API v1 (``GET /api/v1/openapi.json``).
+
+Kept true by tests that validate real responses against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aqi_service import __version__
+
+_NUM = {"type": ["number", "null"]}
+_INT = {"type": ["integer", "null"]}
+_STR = {"type": ["string", "null"]}
+_NAMES = {"type": "array", "items": {"enum": ["so2", "no2", "co", "o3", "pm10", "pm2_5"]}}
+_FIELDS_HOURLY = ("so2", "so2_24h", "no2", "no2_24h", "co", "co_24h", "o3", "o3_8h", "o3_24h",
+                  "o3_8h_24h", "pm10", "pm10_24h", "pm2_5", "pm2_5_24h")
+_FIELDS_DAILY = ("so2_24h", "no2_24h", "co_24h", "pm10_24h", "pm2_5_24h", "o3_24h",
+                 "o3_8h_24h")
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_RESULT = {
+    "iaqi": {"type": "object", "additionalProperties": {"type": "integer"}},
+    "aqi": {**_INT, "minimum": 0, "maximum": 500},
+    "level": {**_INT, "minimum": 1, "maximum": 6},
+    "level_zh": _STR, "category": _STR, "category_en": _STR,
+    "color": {"type": ["string", "null"], "pattern": "^#[0-9A-F]{6}$"},
+    "health_effect": _STR, "health_effect_en": _STR, "advice": _STR, "advice_en": _STR,
+    "primary_pollutants": _NAMES,
+    "exceeding_pollutants": {"oneOf": [_NAMES, {"type": "null"}]},
+    "missing_pollutants": _NAMES,
+    "beyond_index": {"type": "boolean"},
+    "scheme": {"enum": ["HJ633-2012", "HJ633-2026"]},
+    "revision": {"type": "integer", "minimum": 0},
+    "valid_hours": {"type": "object", "additionalProperties": _INT},
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message", "details"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                           "details": {"type": "object"}}}},
+    },
+    "Station": {
+        "type": "object",
+        "required": ["station_code", "position_name", "name_zh", "name_en", "lat", "lon"],
+        "properties": {
+            "station_code": {"type": "string"}, "position_name": {"type": "string"},
+            "name_zh": {"type": "string"}, "name_en": {"type": "string"},
+            "county_zh": {"type": "string"}, "county_en": {"type": "string"},
+            "admin_code": {"type": "string"}, "lat": {"type": "number"},
+            "lon": {"type": "number"}, "timezone": {"type": "string"},
+        },
+    },
+    "HourlyRecord": {
+        "type": "object",
+        "description": "CNEMC-style record of one hour (hour-ending; µg/m³, CO mg/m³).",
+        "required": ["time_point", "time_point_utc", *_FIELDS_HOURLY, "iaqi", "aqi", "level",
+                     "primary_pollutants", "scheme", "valid_hours"],
+        "properties": {
+            "time_point": {"type": "string", "format": "date-time"},
+            "time_point_utc": {"type": "string", "format": "date-time"},
+            "time_convention": {"const": "hour-ending"},
+            **{f: _NUM for f in _FIELDS_HOURLY}, **_RESULT,
+        },
+    },
+    "DailyRecord": {
+        "type": "object",
+        "required": ["day", *_FIELDS_DAILY, "iaqi", "aqi", "level", "primary_pollutants",
+                     "scheme", "valid_hours"],
+        "properties": {"day": {"type": "string", "format": "date"},
+                       **{f: _NUM for f in _FIELDS_DAILY}, **_RESULT},
+    },
+    "StationNow": {
+        "allOf": [_ref("Station"), {
+            "type": "object", "required": ["status", "aqi"],
+            "properties": {"status": {"enum": ["on_time", "late", "missing", "maintenance"]},
+                           "flags": {"type": "object"}},
+        }],
+    },
+    "Now": {
+        "type": "object",
+        "required": ["city", "stations", "data_as_of", "next_expected_at"],
+        "properties": {
+            "city": {"type": "object", "required": ["area_code"]},
+            "stations": {"type": "array", "items": _ref("StationNow")},
+            "data_as_of": _STR, "next_expected_at": {"type": "string"},
+            "expected_hour": {"type": "string"}, "last_collection_at": _STR,
+        },
+    },
+    "HourlySeries": {
+        "type": "object", "required": ["from", "to", "count", "records"],
+        "properties": {"from": {"type": "string"}, "to": {"type": "string"},
+                       "count": {"type": "integer"},
+                       "records": {"type": "array", "items": _ref("HourlyRecord")}},
+    },
+    "DailySeries": {
+        "type": "object", "required": ["from", "to", "count", "records"],
+        "properties": {"from": {"type": "string", "format": "date"},
+                       "to": {"type": "string", "format": "date"},
+                       "count": {"type": "integer"},
+                       "records": {"type": "array", "items": _ref("DailyRecord")}},
+    },
+    "Revision": {
+        "type": "object",
+        "required": ["id", "kind", "subject", "field", "period_end", "old_value", "new_value",
+                     "reason", "changed_at"],
+        "properties": {"id": {"type": "integer"}, "kind": {"type": "string"},
+                       "subject": {"type": "string"}, "field": {"type": "string"},
+                       "period_end": {"type": "string"}, "old_value": _STR,
+                       "new_value": _STR, "reason": {"type": "string"},
+                       "changed_at": {"type": "string"}},
+    },
+}
+
+
+def _ok(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "200": {"description": description,
+                "content": {"application/json": {"schema": schema}}},
+        "304": {"description": "Not modified (If-None-Match matched the ETag)"},
+        "400": {"description": "Bad parameter",
+                "content": {"application/json": {"schema": _ref("Error")}}},
+    }
+
+
+def _param(name: str, description: str, fmt: str = "date-time",
+           where: str = "query", required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required, "description": description,
+            "schema": {"type": "string", "format": fmt} if fmt else {"type": "string"}}
+
+
+_CODE = _param("code", "station code", "", "path", True)
+_FROM_TO = [_param("from", "start (ISO 8601; Asia/Shanghai if no offset)"),
+            _param("to", "end (ISO 8601; Asia/Shanghai if no offset)")]
+_DAYS = [_param("from", "first day", "date"), _param("to", "last day", "date")]
+_404 = {"404": {"description": "Unknown station",
+                "content": {"application/json": {"schema": _ref("Error")}}}}
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document."""
+    paths: dict[str, Any] = {
+        "/api/v1/now": {"get": {
+            "summary": "The latest hour for the city and every station",
+            "responses": _ok(_ref("Now"), "Latest records with status per station")}},
+        "/api/v1/stations": {"get": {
+            "summary": "The monitoring stations",
+            "responses": _ok({"type": "object", "required": ["stations", "count"],
+                              "properties": {"stations": {"type": "array",
+                                                          "items": _ref("Station")},
+                                             "count": {"type": "integer"}}},
+                             "Stations")}},
+        "/api/v1/stations/{code}": {"get": {
+            "summary": "One station with its latest record", "parameters": [_CODE],
+            "responses": {**_ok(_ref("Station"), "The station"), **_404}}},
+        "/api/v1/stations/{code}/hourly": {"get": {
+            "summary": "A station's hourly records (at most 31 days)",
+            "parameters": [_CODE, *_FROM_TO],
+            "responses": {**_ok(_ref("HourlySeries"), "Hourly records"), **_404}}},
+        "/api/v1/stations/{code}/daily": {"get": {
+            "summary": "A station's daily records (at most 366 days)",
+            "parameters": [_CODE, *_DAYS],
+            "responses": {**_ok(_ref("DailySeries"), "Daily records"), **_404}}},
+        "/api/v1/city/hourly": {"get": {
+            "summary": "The city's hourly records", "parameters": _FROM_TO,
+            "responses": _ok(_ref("HourlySeries"), "Hourly records")}},
+        "/api/v1/city/daily": {"get": {
+            "summary": "The city's daily records", "parameters": _DAYS,
+            "responses": _ok(_ref("DailySeries"), "Daily records")}},
+        "/api/v1/schemes": {"get": {
+            "summary": "The AQI index schemes as data",
+            "responses": _ok({"type": "object", "required": ["schemes"],
+                              "properties": {"schemes": {"type": "array",
+                                                         "items": {"type": "object"}}}},
+                             "Schemes")}},
+        "/api/v1/revisions": {"get": {
+            "summary": "Changes to stored or published values",
+            "parameters": [_param("since", "oldest change (ISO 8601)")],
+            "responses": _ok({"type": "object", "required": ["since", "count", "revisions"],
+                              "properties": {"revisions": {"type": "array",
+                                                           "items": _ref("Revision")},
+                                             "next_since": {"type": "string"}}},
+                             "Revisions, oldest first, 1,000 at a time")}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "aqi-service API", "version": __version__,
+                 "description": "Real-time air quality of Langfang: China AQI exactly by "
+                                "HJ 633-2012/2026. Times are hour-ending, Asia/Shanghai.",
+                 "license": {"name": "CC BY 4.0 (data)", "identifier": "CC-BY-4.0"}},
+        "paths": paths,
+        "components": {"schemas": SCHEMAS},
+    }

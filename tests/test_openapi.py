@@ -1,0 +1,63 @@
+"""The OpenAPI document is valid and real responses conform to it."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import TestClient
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+from referencing import Registry, Resource
+from test_service import client  # noqa: F401  (fixture: app after a 1-day back-fill)
+
+from aqi_service.web.openapi import document
+
+pytestmark = pytest.mark.db
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    validate(document())
+
+
+def _validator(doc: dict, path: str, status: str) -> Draft202012Validator:
+    """A validator of one response schema, its $refs resolved within the document."""
+    registry = Registry().with_resource("urn:api", Resource.from_contents(
+        {**doc, "$schema": "https://json-schema.org/draft/2020-12/schema"}))
+    pointer = ("urn:api#/paths/" + path.replace("~", "~0").replace("/", "~1")
+               + f"/get/responses/{status}/content/application~1json/schema")
+    return Draft202012Validator({"$schema": "https://json-schema.org/draft/2020-12/schema",
+                                 "$ref": pointer}, registry=registry)
+
+
+def test_a_nonconforming_response_is_caught() -> None:
+    validator = _validator(document(), "/api/v1/stations", "200")
+    assert not list(validator.iter_errors({"stations": [], "count": 0}))
+    broken = {"stations": [{"station_code": "LF01", "lat": "north"}], "count": "one"}
+    assert len(list(validator.iter_errors(broken))) >= 2
+
+
+CASES = [
+    ("/api/v1/now", "/api/v1/now", "200"),
+    ("/api/v1/stations", "/api/v1/stations", "200"),
+    ("/api/v1/stations/LF01", "/api/v1/stations/{code}", "200"),
+    ("/api/v1/stations/NOPE", "/api/v1/stations/{code}", "404"),
+    ("/api/v1/stations/LF01/hourly", "/api/v1/stations/{code}/hourly", "200"),
+    ("/api/v1/stations/LF01/hourly?from=junk", "/api/v1/stations/{code}/hourly", "400"),
+    ("/api/v1/stations/LF01/daily?from=2026-11-18&to=2026-11-20",
+     "/api/v1/stations/{code}/daily", "200"),
+    ("/api/v1/city/hourly", "/api/v1/city/hourly", "200"),
+    ("/api/v1/city/daily?from=2026-11-18&to=2026-11-20", "/api/v1/city/daily", "200"),
+    ("/api/v1/schemes", "/api/v1/schemes", "200"),
+    ("/api/v1/revisions?since=2026-01-01", "/api/v1/revisions", "200"),
+]
+
+
+@pytest.mark.parametrize(("url", "path", "status"), CASES, ids=[c[0] for c in CASES])
+async def test_real_responses_conform(client: TestClient, url: str, path: str,  # noqa: F811
+                                      status: str) -> None:
+    served = await (await client.get("/api/v1/openapi.json")).json()
+    assert served == document()
+    resp = await client.get(url)
+    assert str(resp.status) == status
+    errors = sorted(_validator(served, path, status).iter_errors(await resp.json()),
+                    key=str)
+    assert not errors, "\n".join(e.message for e in errors[:5])
