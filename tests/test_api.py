@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from aiohttp.test_utils import TestClient
-from test_service import client  # noqa: F401  (fixture: app after a 1-day back-fill)
+from test_service import client  # noqa: F401  (fixture: app after a 2-day back-fill)
 
 pytestmark = pytest.mark.db
 
@@ -81,8 +81,11 @@ async def test_city_series_and_daily_records(client: TestClient) -> None:  # noq
     assert hourly["area_code"] == "131000" and hourly["count"] == 24
     daily = await (await client.get("/api/v1/stations/LF02/daily",
                                     params={"from": "2026-11-18", "to": "2026-11-20"})).json()
-    assert [r["day"] for r in daily["records"]] == ["2026-11-19"]
-    day = daily["records"][0]
+    # The back-fill began at 10:00 on the 18th: that day is partial, the 19th whole.
+    assert [r["day"] for r in daily["records"]] == ["2026-11-18", "2026-11-19"]
+    day = daily["records"][1]
+    assert day["valid_hours"]["pm2_5_24h_hours"] == 24
+    assert daily["records"][0]["pm2_5_24h"] is None
     assert set(day["valid_hours"]) >= {"pm2_5_24h_hours", "o3_8h_24h_windows"}
     city = await (await client.get("/api/v1/city/daily",
                                    params={"from": "2026-11-19", "to": "2026-11-19"})).json()
@@ -112,3 +115,33 @@ async def test_conditional_get_and_cors_on_every_series(client: TestClient) -> N
         assert "max-age=" in first.headers["Cache-Control"]
         again = await client.get(path, headers={"If-None-Match": first.headers["ETag"]})
         assert again.status == 304, path
+
+
+async def test_rankings_of_a_month_with_their_inputs(client: TestClient) -> None:  # noqa: F811
+    data = await (await client.get("/api/v1/rankings",
+                                   params={"period": "month", "month": "2026-11"})).json()
+    counties = data["counties"]
+    assert len(counties) == 11
+    assert [c["rank_composite"] for c in counties] == list(range(1, 12))
+    indexes = [c["composite_index"] for c in counties]
+    assert indexes == sorted(indexes)
+    assert sorted(c["rank_pm2_5"] for c in counties) == list(range(1, 12))
+    limits = {p["pollutant"]: p["limit"] for p in counties[0]["composite_parts"]}
+    assert limits == {"so2": 60, "no2": 40, "pm10": 60, "pm2_5": 30, "co": 4, "o3": 160}
+    # One valid day (the 19th): each term is that day's value over its limit, summed.
+    c = counties[0]
+    total = sum(p["value"] / p["limit"] for p in c["composite_parts"])
+    assert abs(total - c["composite_index"]) < 0.01
+    assert c["days"] == 2 and c["valid_days"]["pm2_5"] == 1
+    assert c["complete"] is False and c["required_days"] == 27
+    daily = await (await client.get(f"/api/v1/stations/{c['station_code']}/daily",
+                                    params={"from": "2026-11-19", "to": "2026-11-19"})).json()
+    assert c["pm2_5_mean"] == pytest.approx(daily["records"][0]["pm2_5_24h"], abs=0.5)
+
+
+@pytest.mark.parametrize("query", [{"period": "decade"}, {"month": "2026-13"},
+                                   {"period": "year", "year": "20x6"}])
+async def test_rankings_bad_parameters(client: TestClient, query: dict) -> None:  # noqa: F811
+    resp = await client.get("/api/v1/rankings", params=query)
+    assert resp.status == 400
+    assert (await resp.json())["error"]["code"] == "bad_parameter"

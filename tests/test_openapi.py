@@ -7,7 +7,7 @@ from aiohttp.test_utils import TestClient
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from referencing import Registry, Resource
-from test_service import client  # noqa: F401  (fixture: app after a 1-day back-fill)
+from test_service import client  # noqa: F401  (fixture: app after a 2-day back-fill)
 
 from aqi_service.web.openapi import document
 
@@ -48,6 +48,8 @@ CASES = [
     ("/api/v1/city/daily?from=2026-11-18&to=2026-11-20", "/api/v1/city/daily", "200"),
     ("/api/v1/schemes", "/api/v1/schemes", "200"),
     ("/api/v1/revisions?since=2026-01-01", "/api/v1/revisions", "200"),
+    ("/api/v1/rankings?period=month&month=2026-11", "/api/v1/rankings", "200"),
+    ("/api/v1/rankings?period=month&month=11/2026", "/api/v1/rankings", "400"),
 ]
 
 

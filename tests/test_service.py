@@ -20,8 +20,8 @@ pytestmark = pytest.mark.db
 
 
 def small(config: Config) -> Config:
-    """One day of initial back-fill keeps start-up quick."""
-    return config.replace(collection={"initial_backfill_days": 1})
+    """Two days of initial back-fill (one whole natural day) keep start-up quick."""
+    return config.replace(collection={"initial_backfill_days": 2})
 
 
 async def wait_for(predicate, timeout: float = 30.0) -> None:

@@ -29,6 +29,13 @@ SELECT * FROM station_daily WHERE station_code = $1 AND day >= $2 AND day <= $3 
 SELECT_CITY_DAILY = """
 SELECT * FROM city_daily WHERE area_code = $1 AND day >= $2 AND day <= $3 ORDER BY day
 """
+SELECT_MEMBER_DAILY = """
+SELECT d.station_code, d.day, d.so2_24h, d.no2_24h, d.co_24h, d.pm10_24h, d.pm2_5_24h,
+       d.o3_8h_24h, d.aqi
+FROM station_daily d JOIN stations s ON s.code = d.station_code
+WHERE s.active AND s.city_member AND d.day >= $1 AND d.day <= $2
+ORDER BY d.station_code, d.day
+"""
 SELECT_REVISIONS = """
 SELECT id, kind, subject, field, period_end, old_value, new_value, reason, changed_at
 FROM revisions WHERE changed_at >= $1 ORDER BY changed_at, id LIMIT $2
@@ -63,3 +70,9 @@ async def revisions(conn: asyncpg.Connection, since: datetime,
                     limit: int) -> list[asyncpg.Record]:
     """Changes to stored or published values since ``since``, oldest first."""
     return await conn.fetch(SELECT_REVISIONS, since, limit)
+
+
+async def member_daily(conn: asyncpg.Connection, first: date,
+                       last: date) -> list[asyncpg.Record]:
+    """Daily records of the city's stations for days in [first, last]."""
+    return await conn.fetch(SELECT_MEMBER_DAILY, first, last)

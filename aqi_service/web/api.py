@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +11,7 @@ from aiohttp import web
 from aqi_service.aqi.schemes import SHANGHAI, all_schemes
 from aqi_service.storage import migrations, reads
 from aqi_service.web import conditional, keys, openapi, params
+from aqi_service.web import rankings as ranking
 from aqi_service.web.errors import ApiError
 from aqi_service.web.snapshot import daily_json, record_json
 
@@ -191,6 +192,32 @@ async def revisions(request: web.Request) -> web.Response:
     return conditional.json_response(request, data, 60)
 
 
+async def rankings(request: web.Request) -> web.Response:
+    """Counties ranked by composite index and by PM2.5 for a month or a year."""
+    period = request.query.get("period", "month")
+    if period not in ("month", "year"):
+        raise params.bad("period", "must be 'month' or 'year'")
+    name = "month" if period == "month" else "year"
+    raw = request.query.get(name)
+    today = request.app[keys.CLOCK]().astimezone(SHANGHAI).date()
+    try:
+        if raw is None:
+            start = today.replace(day=1) if period == "month" else today.replace(month=1, day=1)
+        elif period == "month":
+            start = datetime.strptime(raw, "%Y-%m").date()
+        else:
+            start = datetime.strptime(raw, "%Y").date()
+    except ValueError:
+        raise params.bad(name, "expected YYYY-MM" if period == "month" else "expected YYYY",
+                         ) from None
+    first, last = ranking.period_bounds(period, start)
+    async with request.app[keys.POOL].acquire() as conn:
+        rows = await reads.member_daily(conn, first, last)
+        members = await reads.stations(conn)
+    return conditional.json_response(request, ranking.rank(rows, members, period, first),
+                                     _next_publication(request))
+
+
 async def openapi_json(request: web.Request) -> web.Response:
     """The OpenAPI 3.1 document of API v1."""
     return conditional.json_response(request, openapi.document(), 3600)
@@ -209,4 +236,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/city/daily", city_daily)
     app.router.add_get("/api/v1/schemes", schemes)
     app.router.add_get("/api/v1/revisions", revisions)
+    app.router.add_get("/api/v1/rankings", rankings)
     app.router.add_get("/api/v1/openapi.json", openapi_json)

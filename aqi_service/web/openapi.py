@@ -107,6 +107,31 @@ SCHEMAS: dict[str, Any] = {
                        "count": {"type": "integer"},
                        "records": {"type": "array", "items": _ref("DailyRecord")}},
     },
+    "Rankings": {
+        "type": "object", "required": ["period", "from", "rules", "method", "counties"],
+        "properties": {
+            "period": {"enum": ["month", "year"]}, "from": {"type": "string", "format": "date"},
+            "rules": {"type": "string"}, "method": {"type": "string"},
+            "counties": {"type": "array", "items": {
+                "type": "object",
+                "required": ["station_code", "county_zh", "composite_index", "composite_parts",
+                             "pm2_5_mean", "rank_composite", "rank_pm2_5", "valid_days",
+                             "required_days", "complete"],
+                "properties": {
+                    "station_code": {"type": "string"}, "county_zh": {"type": "string"},
+                    "composite_index": _NUM, "pm2_5_mean": _NUM, "good_day_ratio": _NUM,
+                    "rank_composite": _INT, "rank_pm2_5": _INT,
+                    "valid_days": {"type": "object",
+                                   "additionalProperties": {"type": "integer"}},
+                    "required_days": {"type": "integer"}, "complete": {"type": "boolean"},
+                    "composite_parts": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["pollutant", "statistic", "value", "limit", "weight",
+                                     "single_index"]}},
+                },
+            }},
+        },
+    },
     "Revision": {
         "type": "object",
         "required": ["id", "kind", "subject", "field", "period_end", "old_value", "new_value",
@@ -180,6 +205,15 @@ def document() -> dict[str, Any]:
                               "properties": {"schemes": {"type": "array",
                                                          "items": {"type": "object"}}}},
                              "Schemes")}},
+        "/api/v1/rankings": {"get": {
+            "summary": "Counties ranked by composite index and by PM2.5, with the inputs",
+            "parameters": [
+                {"name": "period", "in": "query", "schema": {"enum": ["month", "year"]}},
+                {"name": "month", "in": "query", "description": "YYYY-MM (period=month)",
+                 "schema": {"type": "string"}},
+                {"name": "year", "in": "query", "description": "YYYY (period=year)",
+                 "schema": {"type": "string"}}],
+            "responses": _ok(_ref("Rankings"), "Rankings")}},
         "/api/v1/revisions": {"get": {
             "summary": "Changes to stored or published values",
             "parameters": [_param("since", "oldest change (ISO 8601)")],
