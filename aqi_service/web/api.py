@@ -10,7 +10,7 @@ from aiohttp import web
 
 from aqi_service.aqi.schemes import SHANGHAI, all_schemes
 from aqi_service.storage import migrations, reads
-from aqi_service.web import conditional, keys, openapi, params
+from aqi_service.web import conditional, downloads, keys, openapi, params
 from aqi_service.web import rankings as ranking
 from aqi_service.web.errors import ApiError
 from aqi_service.web.snapshot import daily_json, record_json
@@ -237,4 +237,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/schemes", schemes)
     app.router.add_get("/api/v1/revisions", revisions)
     app.router.add_get("/api/v1/rankings", rankings)
+    app.router.add_get("/api/v1/download/hourly.{fmt}", downloads.hourly)
     app.router.add_get("/api/v1/openapi.json", openapi_json)

@@ -214,6 +214,22 @@ def document() -> dict[str, Any]:
                 {"name": "year", "in": "query", "description": "YYYY (period=year)",
                  "schema": {"type": "string"}}],
             "responses": _ok(_ref("Rankings"), "Rankings")}},
+        "/api/v1/download/hourly.{fmt}": {"get": {
+            "summary": "Hourly records of many stations for research, streamed (any range)",
+            "parameters": [
+                {"name": "fmt", "in": "path", "required": True,
+                 "schema": {"enum": ["csv", "jsonl"]}},
+                {"name": "stations", "in": "query", "description": "comma-separated codes "
+                 "(default: all)", "schema": {"type": "string"}},
+                {"name": "pollutants", "in": "query", "description": "comma-separated "
+                 "(default: all six)", "schema": {"type": "string"}}, *_FROM_TO],
+            "responses": {
+                "200": {"description": "One row per station-hour: values as stored, flags, "
+                        "valid hours, IAQIs, AQI, primary pollutants, scheme, revision",
+                        "content": {"text/csv": {"schema": {"type": "string"}},
+                                    "application/x-ndjson": {"schema": {"type": "string"}}}},
+                "400": {"description": "Bad parameter",
+                        "content": {"application/json": {"schema": _ref("Error")}}}}}},
         "/api/v1/revisions": {"get": {
             "summary": "Changes to stored or published values",
             "parameters": [_param("since", "oldest change (ISO 8601)")],
