@@ -66,3 +66,17 @@ async def test_bad_download_parameters(client: TestClient, query: dict,  # noqa:
     resp = await client.get("/api/v1/download/hourly.csv", params=query)
     assert resp.status == 400
     assert (await resp.json())["error"]["details"]["parameter"] == parameter
+
+
+async def test_csvw_metadata_describes_every_column(client: TestClient) -> None:  # noqa: F811
+    meta = await (await client.get("/api/v1/download/hourly.csv-metadata.json")).json()
+    assert meta["@context"] == "http://www.w3.org/ns/csvw"
+    cols = [c["name"] for c in meta["tableSchema"]["columns"]]
+    header = (await (await client.get("/api/v1/download/hourly.csv",
+                                      params={**RANGE, "stations": "LF01"})).text()).split(
+        "\n", 1)[0].split(",")
+    assert cols == header
+    by_name = {c["name"]: c for c in meta["tableSchema"]["columns"]}
+    assert by_name["co_24h"]["unit"] == "mg/m3" and by_name["pm2_5"]["unit"] == "ug/m3"
+    assert "hour-ending" in by_name["time_point"]["dc:description"]
+    assert all(c["dc:description"] for c in meta["tableSchema"]["columns"])

@@ -237,5 +237,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/schemes", schemes)
     app.router.add_get("/api/v1/revisions", revisions)
     app.router.add_get("/api/v1/rankings", rankings)
+    app.router.add_get("/api/v1/download/hourly.csv-metadata.json", downloads.metadata)
     app.router.add_get("/api/v1/download/hourly.{fmt}", downloads.hourly)
     app.router.add_get("/api/v1/openapi.json", openapi_json)

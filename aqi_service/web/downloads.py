@@ -18,7 +18,7 @@ from aiohttp import web
 
 from aqi_service.aqi.batch import names
 from aqi_service.aqi.schemes import POLLUTANTS, SHANGHAI
-from aqi_service.web import keys, params
+from aqi_service.web import conditional, keys, params
 from aqi_service.web.errors import ApiError
 
 CHUNK_ROWS = 2000
@@ -153,3 +153,75 @@ async def hourly(request: web.Request) -> web.StreamResponse:
     await resp.write(buffer.getvalue().encode())
     await resp.write_eof()
     return resp
+
+
+_NAMES = {"so2": "SO2", "no2": "NO2", "co": "CO", "o3": "O3", "pm10": "PM10",
+          "pm2_5": "PM2.5"}
+_AVERAGE_TEXT = {
+    "24h": "24 h moving mean of the hourly values (≥ 20 valid hours)",
+    "8h": "8 h moving mean (≥ 6 valid hours)",
+    "o3_24h": "largest 1 h value of the last 24 h",
+    "o3_8h_24h": "largest 8 h mean of the last 24 h",
+}
+
+
+def _describe(col: str) -> tuple[str, str, str | None]:
+    """(datatype, description, unit) of a column of the hourly file."""
+    fixed = {
+        "station_code": ("string", "station code", None),
+        "position_name": ("string", "station name (Chinese)", None),
+        "time_point": ("dateTime", "end of the hour, Asia/Shanghai (hour-ending label)", None),
+        "time_point_utc": ("dateTime", "end of the hour, UTC (hour-ending label)", None),
+        "aqi": ("integer", "AQI; empty where not published (HJ 633-2026 §5.3: NA)", None),
+        "level": ("integer", "AQI level 1-6", None),
+        "primary_pollutants": ("string", "primary pollutants, ';'-separated, sorted", None),
+        "scheme": ("string", "index scheme: HJ633-2012 or HJ633-2026", None),
+        "revision": ("integer", "times the record was revised after publication", None),
+    }
+    if col in fixed:
+        return fixed[col]
+    if col.startswith("iaqi_"):
+        return "integer", f"IAQI of {_NAMES[col[5:]]}", None
+    if col.endswith("_flag"):
+        return ("string", f"HJ 212 data flag of the 1 h {_NAMES[col[:-5]]} value (N normal; "
+                "M maintenance, C calibration, D fault …: not valid)", None)
+    if col.endswith("_hours"):
+        return "integer", f"valid hours (or 8 h windows) behind {col[:-6]}", None
+    pollutant = next(p for p in sorted(_NAMES, key=len, reverse=True) if col.startswith(p))
+    unit = "mg/m3" if pollutant == "co" else "ug/m3"
+    rest = col[len(pollutant):].lstrip("_")
+    if not rest:
+        return "decimal", f"1 h mean of {_NAMES[pollutant]} as reported", unit
+    text = _AVERAGE_TEXT.get(col) or _AVERAGE_TEXT.get(rest, rest)
+    return "decimal", f"{_NAMES[pollutant]}: {text}", unit
+
+
+def csvw_metadata(base_url: str) -> dict[str, Any]:
+    """CSVW metadata (with the codebook) for ``hourly.csv`` with every pollutant."""
+    cols = []
+    for name in columns(list(POLLUTANTS)):
+        datatype, description, unit = _describe(name)
+        col: dict[str, Any] = {"name": name, "titles": name, "datatype": datatype,
+                               "dc:description": description}
+        if unit:
+            col["unit"] = unit
+        cols.append(col)
+    return {
+        "@context": "http://www.w3.org/ns/csvw",
+        "url": f"{base_url}/api/v1/download/hourly.csv",
+        "dc:title": "Langfang hourly air quality by station",
+        "dc:license": {"@id": "https://creativecommons.org/licenses/by/4.0/"},
+        "dc:bibliographicCitation": CITATION,
+        "dc:description": ("One row per station-hour. Times are hour-ending (the value at "
+                           "16:00 is the mean of 15:00-16:00). Gases at 298.15 K and "
+                           "1013.25 hPa; particles at actual conditions. AQI by HJ 633-2012 "
+                           "for hours beginning before 2026-03-01 00:00 Asia/Shanghai, "
+                           "HJ 633-2026 after."),
+        "tableSchema": {"columns": cols, "primaryKey": ["station_code", "time_point_utc"]},
+    }
+
+
+async def metadata(request: web.Request) -> web.Response:
+    """The CSVW metadata and codebook of the hourly download."""
+    base = f"{request.scheme}://{request.host}"
+    return conditional.json_response(request, csvw_metadata(base), 86400)
