@@ -237,23 +237,6 @@ def _day_records(m: Matrices, days: Sequence[date]) -> tuple[Records, np.ndarray
     return station_days(values), has_data
 
 
-async def derive(
-    conn: asyncpg.Connection,
-    changed: Mapping[str, set[datetime]],
-    latest_hour: datetime,
-    city_code: str,
-    city_members: Sequence[str],
-    reason: str,
-    run_id: int | None = None,
-    now: datetime | None = None,
-) -> DeriveResult:
-    """Recompute station and city records (hourly and daily) affected by ``changed``."""
-    result = await derive_stations(conn, changed, latest_hour, reason, run_id, now)
-    await derive_city(conn, changed, latest_hour, city_code, city_members, reason, run_id, now,
-                      result)
-    return result
-
-
 async def derive_stations(
     conn: asyncpg.Connection,
     changed: Mapping[str, set[datetime]],

@@ -92,6 +92,7 @@ def create_app(
     app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
     app[keys.CONFIG] = cfg
     app[keys.CLOCK] = clock
+    app[keys.EXTRA_STATIONS] = extra_station_configs(cfg)
     app.cleanup_ctx.append(_database_ctx(database_target))
     if any(s.source == "simulator" for s in cfg.stations):
         app.cleanup_ctx.append(_simulator_ctx(clock))
@@ -125,7 +126,7 @@ async def _with_pool(app: web.Application, cfg: Config, target: db.Target) -> As
             app[keys.MIGRATION_VERSION] = await migrations.current_version(conn)
             log.info("database at migration %d (%d applied now)", app[keys.MIGRATION_VERSION],
                      len(applied))
-            await stations.sync_stations(conn, cfg.stations, extra_station_configs(cfg))
+            await stations.sync_stations(conn, cfg.stations, app[keys.EXTRA_STATIONS])
         app[keys.POOL] = pool
         app[keys.DSN] = target.dsn
         yield
@@ -170,7 +171,7 @@ def _collector_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[No
         cfg = app[keys.CONFIG]
         app[keys.COLLECTOR] = Collector(
             app[keys.POOL], app[keys.CLIENT], cfg, app.get(keys.SIMULATOR_URL),
-            extra_stations=extra_station_configs(cfg), clock=clock, instance=_instance_name())
+            extra_stations=app[keys.EXTRA_STATIONS], clock=clock, instance=_instance_name())
         yield
     return ctx
 
@@ -234,7 +235,7 @@ def _scheduler_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[No
 async def run_daily(app: web.Application, day: date, clock: Clock) -> None:
     """Daily records of every station and the city for ``day`` (even if incomplete)."""
     cfg = app[keys.CONFIG]
-    codes = [s.code for s in cfg.stations] + [s.code for s in extra_station_configs(cfg)]
+    codes = [s.code for s in cfg.stations] + [s.code for s in app[keys.EXTRA_STATIONS]]
     async with app[keys.POOL].acquire() as conn:
         await derive.derive_days(conn, codes, [day], cfg.city.code,
                                  [s.code for s in cfg.stations], clock(),

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from aqi_service.web.snapshot import SnapshotStore  # noqa: F401
 
 CONFIG = web.AppKey("config", Config)
+EXTRA_STATIONS = web.AppKey("extra_stations", list)
 CLOCK = web.AppKey("clock", Callable[[], datetime])
 POOL = web.AppKey("pool", asyncpg.Pool)
 DSN = web.AppKey("dsn", str)
