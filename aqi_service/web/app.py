@@ -27,6 +27,7 @@ from aqi_service.web import keys
 from aqi_service.web.api import setup_routes
 from aqi_service.web.errors import error_middleware
 from aqi_service.web.snapshot import SnapshotStore
+from aqi_service.web.templating import setup_templates
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,8 @@ def create_app(
     if scheduler:
         app.cleanup_ctx.append(_scheduler_ctx(clock))
     setup_routes(app)
+    setup_templates(app)
+    # Feature modules register their routes (and any middleware or cleanup) below.
     return app
 
 

@@ -5,6 +5,7 @@ Kept true by tests that validate real responses against it.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from aqi_service import __version__
@@ -169,6 +170,10 @@ _404 = {"404": {"description": "Unknown station",
                 "content": {"application/json": {"schema": _ref("Error")}}}}
 
 
+CONTRIBUTORS: tuple[str, ...] = ()
+"""Modules whose ``OPENAPI_PATHS`` / ``OPENAPI_SCHEMAS`` dicts join the document."""
+
+
 def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document."""
     paths: dict[str, Any] = {
@@ -239,6 +244,11 @@ def document() -> dict[str, Any]:
                                              "next_since": {"type": "string"}}},
                              "Revisions, oldest first, 1,000 at a time")}},
     }
+    schemas = dict(SCHEMAS)
+    for module in CONTRIBUTORS:
+        mod = importlib.import_module(module)
+        paths.update(getattr(mod, "OPENAPI_PATHS", {}))
+        schemas.update(getattr(mod, "OPENAPI_SCHEMAS", {}))
     return {
         "openapi": "3.1.0",
         "info": {"title": "aqi-service API", "version": __version__,
@@ -246,5 +256,5 @@ def document() -> dict[str, Any]:
                                 "HJ 633-2012/2026. Times are hour-ending, Asia/Shanghai.",
                  "license": {"name": "CC BY 4.0 (data)", "identifier": "CC-BY-4.0"}},
         "paths": paths,
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": schemas},
     }

@@ -1,0 +1,124 @@
+"""Server-rendered HTML: Jinja2 through aiohttp-jinja2, zh-CN by default, English on request.
+
+Templates live in ``web/templates`` and every page extends ``base.html``. A template says
+each text in both languages with ``tr("中文", "English")``; the language of a request is
+``?lang=`` if given, otherwise the better of zh and en in ``Accept-Language``, otherwise
+zh. Autoescaping is on for every template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from aqi_service.aqi.schemes import SHANGHAI
+
+LANGS = ("zh", "en")
+DEFAULT_LANG = "zh"
+
+
+def _accept_language(header: str) -> str | None:
+    """The best of zh/en in an ``Accept-Language`` header (None when it names neither)."""
+    best: tuple[float, int, str] | None = None
+    for position, part in enumerate(header.split(",")):
+        tag, _, rest = part.strip().partition(";")
+        tag = tag.strip().lower()
+        q = 1.0
+        for p in rest.split(";"):
+            key, _, value = p.strip().partition("=")
+            if key == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        lang = tag.split("-")[0]
+        if lang in LANGS and q > 0:
+            rank = (q, -position, lang)
+            if best is None or rank[:2] > best[:2]:
+                best = rank
+    return best[2] if best else None
+
+
+def lang_for(request: web.Request) -> str:
+    """The page language of ``request``: ``?lang=``, then ``Accept-Language``, then zh."""
+    asked = request.query.get("lang", "").lower()
+    if asked in LANGS:
+        return asked
+    return _accept_language(request.headers.get("Accept-Language", "")) or DEFAULT_LANG
+
+
+def shanghai(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A timestamp as Asia/Shanghai wall time ('' for None)."""
+    if value is None:
+        return ""
+    return value.astimezone(SHANGHAI).strftime(fmt)
+
+
+@jinja2.pass_context
+def _tr(context: Mapping[str, Any], zh: str, en: str) -> str:
+    return en if context.get("lang") == "en" else zh
+
+
+@jinja2.pass_context
+def _url(context: Mapping[str, Any], path: str, **query: Any) -> str:
+    """``path`` with ``query`` and the page's language kept when it was asked for."""
+    from urllib.parse import urlencode
+
+    request: web.Request | None = context.get("request")
+    items = {k: v for k, v in query.items() if v is not None}
+    if request is not None and "lang" in request.query and "lang" not in items:
+        items["lang"] = context.get("lang")
+    return path + ("?" + urlencode(items) if items else "")
+
+
+@jinja2.pass_context
+def _static(context: Mapping[str, Any], filename: str) -> str:
+    """The versioned URL of a file in ``web/static`` (cache-busting query)."""
+    request: web.Request = context["request"]
+    return str(request.app.router["static"].url_for(filename=filename))
+
+
+async def _context(request: web.Request) -> dict[str, Any]:
+    lang = lang_for(request)
+    return {"lang": lang, "html_lang": "zh-CN" if lang == "zh" else "en"}
+
+
+@web.middleware
+async def language_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    """HTML answers say their language and that it depends on ``Accept-Language``."""
+    resp = await handler(request)
+    if resp.content_type == "text/html":
+        resp.headers["Content-Language"] = "zh-CN" if lang_for(request) == "zh" else "en"
+        vary = resp.headers.get("Vary")
+        if not vary or "Accept-Language" not in vary:
+            resp.headers["Vary"] = f"{vary}, Accept-Language" if vary else "Accept-Language"
+    return resp
+
+
+def setup_templates(app: web.Application) -> jinja2.Environment:
+    """Install the template environment, its globals and the ``/static/`` files."""
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("aqi_service.web", "templates"),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        context_processors=[_context, aiohttp_jinja2.request_processor],
+        trim_blocks=True, lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.globals.update(tr=_tr, url=_url, static=_static)
+    env.filters["shanghai"] = shanghai
+    app.middlewares.append(language_headers)
+    app.router.add_static("/static/", path=str(_static_dir()), name="static",
+                          append_version=True)
+    return env
+
+
+def _static_dir() -> Any:
+    from pathlib import Path
+
+    return Path(__file__).parent / "static"
