@@ -1,0 +1,100 @@
+"""``GET /metrics`` in the Prometheus text format, and the middleware counting requests.
+
+Each application has its own registry (``keys.METRICS``): tests build many apps in one
+process. Requests are labelled by route template (``/api/v1/stations/{code}``) or
+``unmatched``, never by the raw path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import generate_latest
+
+from aqi_service.monitoring.metrics import UNMATCHED, Metrics
+from aqi_service.monitoring.scrape import ScrapeInputs
+from aqi_service.monitoring.stats import MonitoringStats
+from aqi_service.storage import migrations
+from aqi_service.web import keys
+from aqi_service.web.snapshot import expected_hour
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""The classic text format: every name here is a legacy-valid one, and any Prometheus
+reads it."""
+CLIENT_CLOSED = 499
+"""Status recorded for a request whose client went away before the answer (nginx's)."""
+
+
+def route_of(request: web.Request) -> str:
+    """The template of the route that matched ``request``, or ``unmatched``."""
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else UNMATCHED
+
+
+@web.middleware
+async def http_metrics(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Count and time every request by route template, method and final status."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        return resp
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED
+        raise
+    finally:
+        request.app[keys.METRICS].request_done(
+            route_of(request), request.method, status, time.perf_counter() - started,
+            request.match_info.get("fmt"))
+
+
+async def scrape_inputs(app: web.Application) -> ScrapeInputs:
+    """Ping the database, refresh the cached statistics if stale, read the app's state."""
+    metrics = app[keys.METRICS]
+    stats = app[keys.MONITORING]
+    pool = app.get(keys.POOL)
+    store = app.get(keys.SNAPSHOT)
+    snapshot = store.current if store is not None else None
+    db_version = await stats.ping(pool) if pool is not None else None
+    reading = stats.current
+    if pool is not None and db_version is not None:
+        reading = await stats.fresh(pool, snapshot)
+    if metrics.code_version is None:
+        metrics.code_version = migrations.latest_version()
+    leader = app.get(keys.LEADER)
+    schedule = app.get(keys.SCHEDULE)
+    now = app[keys.CLOCK]()
+    return ScrapeInputs(
+        now=now, expected=expected_hour(now, app[keys.CONFIG]), snapshot=snapshot,
+        reading=reading, db_version=db_version, code_version=metrics.code_version, pool=pool,
+        leader=leader.is_leader if leader is not None else None,
+        scheduler_running=schedule.scheduler.running if schedule is not None else None,
+        last_success_event=metrics.last_success_event)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """The metrics of this instance (Prometheus text exposition format 0.0.4)."""
+    metrics = request.app[keys.METRICS]
+    metrics.scrape.inputs = await scrape_inputs(request.app)
+    body = generate_latest(metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE,
+                                            "Cache-Control": "no-store"})
+
+
+def setup_metrics(app: web.Application) -> None:
+    """A registry for this app, the request middleware (outermost) and ``/metrics``."""
+    cfg = app[keys.CONFIG]
+    metrics = Metrics(cfg)
+    app[keys.METRICS] = metrics
+    app[keys.MONITORING] = MonitoringStats(cfg, metrics, app[keys.CLOCK])
+    # Outermost, so the status counted is the one the client got (after the error envelope).
+    app.middlewares.insert(0, http_metrics)
+    app.router.add_get("/metrics", metrics_endpoint)
