@@ -113,6 +113,28 @@ class SimulatorConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DisclosureConfig:
+    """Pollution-source and EIA disclosure: the catalogue, attachments, the admin API."""
+
+    catalog: Path = Path("disclosure_catalog.toml")   # relative to the config folder
+    attachment_dir: Path | None = None                 # default: <data_dir>/attachments
+    max_attachment_bytes: int = 20 * 1024 * 1024
+    auth_failures: int = 10          # failed admin authentications per client address …
+    auth_window_s: float = 300.0     # … within this window, then 429 until it ends
+    auth_clients_tracked: int = 10_000   # addresses remembered (bounded memory)
+    # the fictional sample data set, marked as sample; None: only on the embedded database
+    seed_sample_data: bool | None = None
+
+    def catalog_path(self, config_dir: Path) -> Path:
+        """The catalogue file (relative paths are in the config folder)."""
+        return self.catalog if self.catalog.is_absolute() else config_dir / self.catalog
+
+    def attachments_path(self, data_dir: Path) -> Path:
+        """Where uploaded files are kept (outside any web root)."""
+        return (self.attachment_dir or data_dir / "attachments").expanduser().resolve()
+
+
+@dataclass(frozen=True, slots=True)
 class HttpSource:
     """How to read a data logger's HTTP API: URL and the mapping of its JSON."""
 
@@ -161,6 +183,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     collection: CollectionConfig = field(default_factory=CollectionConfig)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    disclosure: DisclosureConfig = field(default_factory=DisclosureConfig)
     city: CityConfig = field(default_factory=CityConfig)
     stations: tuple[StationConfig, ...] = ()
     config_dir: Path = DEFAULT_CONFIG_DIR
@@ -390,6 +413,12 @@ def _validate(cfg: Config, errors: _Errors) -> None:
         errors.add("stations", f"duplicate station codes {dupes}")
     if not cfg.stations:
         errors.add("stations", "no stations configured")
+    dis = cfg.disclosure
+    if not 1024 <= dis.max_attachment_bytes <= 2 * 1024 ** 3:
+        errors.add("disclosure.max_attachment_bytes", "must be 1 KiB - 2 GiB")
+    if dis.auth_failures < 1 or dis.auth_window_s <= 0 or dis.auth_clients_tracked < 1:
+        errors.add("disclosure", "auth_failures, auth_window_s and auth_clients_tracked must "
+                                 "be positive")
 
 
 def load_config(
@@ -409,7 +438,7 @@ def load_config(
     stations_doc = _read_toml(directory / "stations.toml", errors)
 
     sections: dict[str, dict[str, Any]] = {}
-    for name in ("database", "http", "collection", "simulator"):
+    for name in ("database", "http", "collection", "simulator", "disclosure"):
         raw = service.get(name, {})
         if not isinstance(raw, Mapping):
             errors.add(name, "must be a table")
@@ -417,7 +446,8 @@ def load_config(
         sections[name] = dict(raw)
     for name in service:
         if name not in sections:
-            errors.add(name, "unknown section (known: database, http, collection, simulator)")
+            errors.add(name, "unknown section (known: database, http, collection, simulator, "
+                             "disclosure)")
     for name, values in _env_overrides(env).items():
         sections[name].update(values)
     for name, values in overrides.items():
@@ -428,6 +458,7 @@ def load_config(
         "http": _section(HttpConfig, sections["http"], "http", errors),
         "collection": _section(CollectionConfig, sections["collection"], "collection", errors),
         "simulator": _section(SimulatorConfig, sections["simulator"], "simulator", errors),
+        "disclosure": _section(DisclosureConfig, sections["disclosure"], "disclosure", errors),
     }
     city = _section(CityConfig, stations_doc.get("city", {}), "city", errors)
     raw_stations = stations_doc.get("stations", [])

@@ -8,7 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from aqi_service import __version__
+from aqi_service.cli import admin as admin_cmd
 from aqi_service.cli import aqi as aqi_cmd
+from aqi_service.cli import importer as import_cmd
 from aqi_service.cli import service as service_cmd
 from aqi_service.errors import AqiServiceError, ConfigError
 
@@ -28,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     aqi_cmd.add_parser(sub)
     service_cmd.add_parsers(sub)
+    admin_cmd.add_parsers(sub)
+    import_cmd.add_parser(sub)
     simulate_parser = _simulate_parser(sub)
     simulate_parser.set_defaults(default_log_level="INFO")
     return parser
