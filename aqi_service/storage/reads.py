@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
+from functools import lru_cache
 
 import asyncpg
+
+from aqi_service.aqi.schemes import POLLUTANTS
 
 SELECT_STATIONS = """
 SELECT code, name_zh, name_en, county_zh, county_en, admin_code, lat, lon, timezone, source
@@ -35,6 +39,25 @@ SELECT d.station_code, d.day, d.so2_24h, d.no2_24h, d.co_24h, d.pm10_24h, d.pm2_
 FROM station_daily d JOIN stations s ON s.code = d.station_code
 WHERE s.active AND s.city_member AND d.day >= $1 AND d.day <= $2
 ORDER BY d.station_code, d.day
+"""
+# Research downloads: a station-ordered range of hourly records with the station's name.
+_DOWNLOAD_FROM = """
+FROM station_hourly h JOIN stations s ON s.code = h.station_code
+WHERE h.station_code = ANY($1::text[]) AND h.hour_end >= $2 AND h.hour_end <= $3
+ORDER BY h.station_code, h.hour_end
+"""
+SELECT_DOWNLOAD = "SELECT h.*, s.name_zh" + _DOWNLOAD_FROM
+SELECT_KNOWN_CODES = "SELECT code FROM stations WHERE active AND code = ANY($1::text[])"
+# The CSV is written by the server (COPY): times in ISO 8601 with the zone's offset at that
+# time, doubles in their shortest exact text (extra_float_digits = 1).
+BEGIN_CSV = ("BEGIN READ ONLY; SET LOCAL TIME ZONE 'Asia/Shanghai'; "
+             "SET LOCAL extra_float_digits = 1")
+_TIME_LOCAL = """to_char(h.hour_end, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM')"""
+_TIME_UTC = """to_char(h.hour_end AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
+SELECT_MONTH_VERSION = """
+SELECT count(*) AS hours, max(computed_at) AS computed_at,
+       coalesce(sum(revision), 0) AS revisions
+FROM station_hourly WHERE station_code = $1 AND hour_end >= $2 AND hour_end <= $3
 """
 SELECT_REVISIONS = """
 SELECT id, kind, subject, field, period_end, old_value, new_value, reason, changed_at
@@ -76,3 +99,65 @@ async def member_daily(conn: asyncpg.Connection, first: date,
                        last: date) -> list[asyncpg.Record]:
     """Daily records of the city's stations for days in [first, last]."""
     return await conn.fetch(SELECT_MEMBER_DAILY, first, last)
+
+
+def _csv_expressions() -> dict[str, str]:
+    """SQL of every column a CSV download may have (the only text a query is built from)."""
+    exprs = {
+        "station_code": "h.station_code",
+        "position_name": "s.name_zh",
+        "time_point": _TIME_LOCAL,
+        "time_point_utc": _TIME_UTC,
+        "aqi": "h.aqi", "level": "h.level", "scheme": "h.scheme", "revision": "h.revision",
+    }
+    names = sorted(POLLUTANTS)  # the sorted names of a bitmask, as pollutant_names() gives
+    exprs["primary_pollutants"] = "nullif(concat_ws(';', {}), '')".format(", ".join(
+        f"CASE WHEN h.primary_mask & {1 << POLLUTANTS.index(p)} <> 0 THEN '{p}' END"
+        for p in names))
+    for p in POLLUTANTS:
+        exprs[f"{p}_flag"] = (f"coalesce(h.flags ->> '{p}', "
+                              f"CASE WHEN h.{p} IS NOT NULL THEN 'N' END)")
+        exprs[f"iaqi_{p}"] = f"h.iaqi_{p}"
+        exprs[p] = f"h.{p}"
+    for col in ("so2_24h", "no2_24h", "co_24h", "o3_8h", "o3_24h", "o3_8h_24h", "pm10_24h",
+                "pm2_5_24h"):
+        exprs[col] = f"h.{col}"
+        exprs[f"{col}_hours"] = f"h.{col}_hours"
+    return exprs
+
+
+_CSV = _csv_expressions()
+
+
+@lru_cache(maxsize=128)
+def download_csv_query(cols: tuple[str, ...]) -> str:
+    """The SELECT of a CSV download with these columns (names from the whitelist only)."""
+    return "SELECT " + ", ".join(f'{_CSV[c]} AS "{c}"' for c in cols) + _DOWNLOAD_FROM
+
+
+async def copy_download_csv(conn: asyncpg.Connection, cols: tuple[str, ...], codes: list[str],
+                            first: datetime, last: datetime,
+                            output: Callable[[bytes], Awaitable[object]],
+                            timeout: float) -> int:
+    """Stream the CSV (header first) of hour_end in [first, last] to ``output``; row count.
+
+    If ``output`` fails (the client went away), the server is still sending when asyncpg
+    has asked it to cancel, and the connection cannot roll back yet: it is closed instead
+    (a pool opens a new one).
+    """
+    await conn.execute(BEGIN_CSV)
+    try:
+        status = await conn.copy_from_query(
+            download_csv_query(cols), codes, first, last, output=output, format="csv",
+            header=True, timeout=timeout)
+    except BaseException:
+        conn.terminate()
+        raise
+    await conn.execute("COMMIT")
+    return int(status.split()[-1])
+
+
+async def month_version(conn: asyncpg.Connection, code: str, first: datetime,
+                        last: datetime) -> asyncpg.Record:
+    """Hours, latest computation and revisions of a station's records in [first, last]."""
+    return await conn.fetchrow(SELECT_MONTH_VERSION, code, first, last)

@@ -6,6 +6,7 @@ import hashlib
 import json
 from datetime import datetime, timezone
 from email.utils import format_datetime
+from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
@@ -25,33 +26,50 @@ def etag_of(body: bytes) -> str:
 
 def matches(request: web.Request, etag: str) -> bool:
     """Whether ``If-None-Match`` names ``etag`` (or ``*``)."""
-    header = request.headers.get("If-None-Match", "")
+    header = request.headers.get("If-None-Match")
+    if not header:
+        return False
     return header.strip() == "*" or etag in (t.strip() for t in header.split(","))
+
+
+# Header values are cached: they repeat for every request of a snapshot (a hot path).
+@lru_cache(maxsize=256)
+def http_date(when: datetime) -> str:
+    """``when`` as an HTTP date (IMF-fixdate, GMT)."""
+    return format_datetime(when.astimezone(timezone.utc), usegmt=True)
+
+
+@lru_cache(maxsize=4096)
+def cache_control(max_age: int) -> str:
+    """The Cache-Control value of a public response fresh for ``max_age`` seconds."""
+    return (f"public, max-age={max(max_age, 0)}, "
+            f"stale-while-revalidate={STALE_WHILE_REVALIDATE}")
+
+
+def _headers(etag: str, max_age: int, modified: datetime | None) -> dict[str, str]:
+    headers = {"ETag": etag, "Cache-Control": cache_control(max_age),
+               "Access-Control-Allow-Origin": "*", "Vary": "Accept-Encoding"}
+    if modified is not None:
+        headers["Last-Modified"] = http_date(modified)
+    return headers
 
 
 def cache_headers(resp: web.StreamResponse, etag: str, max_age: int,
                   modified: datetime | None = None) -> None:
     """Headers every public GET carries."""
-    resp.headers["ETag"] = etag
-    if modified is not None:
-        resp.headers["Last-Modified"] = format_datetime(modified.astimezone(timezone.utc),
-                                                        usegmt=True)
-    resp.headers["Cache-Control"] = (
-        f"public, max-age={max(max_age, 0)}, stale-while-revalidate={STALE_WHILE_REVALIDATE}")
-    resp.headers["Access-Control-Allow-Origin"] = "*"
-    resp.headers["Vary"] = "Accept-Encoding"
+    resp.headers.update(_headers(etag, max_age, modified))
 
 
 def respond(request: web.Request, body: bytes, etag: str, max_age: int,
             modified: datetime | None = None) -> web.Response:
     """200 with the body, or 304 when the client already has it."""
+    headers = _headers(etag, max_age, modified)
     if matches(request, etag):
-        resp = web.Response(status=304)
-    else:
-        resp = web.Response(body=body, content_type="application/json", charset="utf-8")
-        if "gzip" in request.headers.get("Accept-Encoding", "") and len(body) > 1024:
-            resp.enable_compression()
-    cache_headers(resp, etag, max_age, modified)
+        return web.Response(status=304, headers=headers)
+    headers["Content-Type"] = "application/json; charset=utf-8"
+    resp = web.Response(body=body, headers=headers)
+    if len(body) > 1024 and "gzip" in request.headers.get("Accept-Encoding", ""):
+        resp.enable_compression()
     return resp
 
 
