@@ -123,10 +123,14 @@ async def pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-def config(db_dsn: str) -> Config:
-    """The shipped configuration pointed at the test database, with short timeouts."""
+def config(db_dsn: str, tmp_path: Path) -> Config:
+    """The shipped configuration pointed at the test database, with short timeouts.
+
+    Uploaded attachments (and the sample data's documents) go to the test's own folder.
+    """
     cfg = load_config(REPO / "config", env={})
     return cfg.replace(
+        disclosure={"attachment_dir": tmp_path / "attachments"},
         database={"url": Secret(db_dsn), "pool_min": 1, "pool_max": 4},
         collection={"timeout_s": 2.0, "connect_timeout_s": 1.0, "retries": 1,
                     "backoff_s": 0.05, "concurrency": 8},

@@ -341,7 +341,7 @@ async def test_widget_and_download_counts(config: Config) -> None:
     assert m.downloads.labels("hourly", "other")._value.get() == 1
     assert m.downloads.labels("hourly", "csv")._value.get() == 0
     assert m.downloads.labels("monthly", "csv.gz")._value.get() == 1
-    assert m.http_requests.labels("/widget/{code}", "GET", "404")._value.get() == 1
+    assert m.http.count("/widget/{code}", "GET", 404) == 1
 
 
 async def test_scheduler_outcomes_and_misfires_are_counted(client: TestClient) -> None:  # noqa: F811
@@ -405,3 +405,29 @@ def test_each_app_has_its_own_registry(config: Config) -> None:
     first[keys.METRICS].poll_finished("LF01", "ok", 0.1)
     assert first[keys.METRICS].polls.labels("LF01", "ok")._value.get() == 1
     assert second[keys.METRICS].polls.labels("LF01", "ok")._value.get() == 0
+
+
+def test_http_latency_histogram_buckets_are_cumulative_and_inclusive() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from aqi_service.monitoring.http import HttpStats
+
+    stats = HttpStats((0.01, 0.1, 1.0))
+    reg = CollectorRegistry()
+    reg.register(stats)
+    # 0.01 sits exactly on a bound: Prometheus buckets are "less than or equal".
+    for seconds in (0.005, 0.01, 0.05, 0.5, 2.0):
+        stats.observe("/api/v1/now", "GET", 200, seconds)
+    stats.observe("/api/v1/now", "GET", 304, 0.001)
+    fams = {f.name: f for f in text_string_to_metric_families(generate_latest(reg).decode())}
+    req = {(s.labels["status"]): s.value for s in fams["aqi_http_requests"].samples
+           if s.name == "aqi_http_requests_total"}
+    assert req == {"200": 5.0, "304": 1.0}
+    hist = {(s.name, s.labels.get("le")): s.value
+            for s in fams["aqi_http_request_duration_seconds"].samples}
+    assert hist[("aqi_http_request_duration_seconds_bucket", "0.01")] == 3     # .001 .005 .01
+    assert hist[("aqi_http_request_duration_seconds_bucket", "0.1")] == 4      # + .05
+    assert hist[("aqi_http_request_duration_seconds_bucket", "1.0")] == 5      # + .5
+    assert hist[("aqi_http_request_duration_seconds_bucket", "+Inf")] == 6     # + 2.0
+    assert hist[("aqi_http_request_duration_seconds_count", None)] == 6
+    assert hist[("aqi_http_request_duration_seconds_sum", None)] == pytest.approx(2.566)

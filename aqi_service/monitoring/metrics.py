@@ -23,6 +23,7 @@ from prometheus_client.gc_collector import GCCollector
 from aqi_service import __version__
 from aqi_service.collect.collector import RunSummary
 from aqi_service.config import Config
+from aqi_service.monitoring.http import HttpStats
 from aqi_service.monitoring.scrape import ServiceCollector
 
 POLL_OUTCOMES = ("ok", "rejected", "bad_payload", "timeout", "connection", "http_5xx",
@@ -100,13 +101,9 @@ class Metrics:
             "aqi_scheduler_misfires", "Job runs missed (not started within the grace time)",
             ["job"], registry=reg)
 
-        self.http_requests = Counter(
-            "aqi_http_requests", "HTTP requests by route template, method and status",
-            ["route", "method", "status"], registry=reg)
-        self.http_duration = Histogram(
-            "aqi_http_request_duration_seconds",
-            "Time to answer an HTTP request (streamed bodies included)",
-            ["route", "method"], buckets=_HTTP_BUCKETS, registry=reg)
+        self.http = HttpStats(_HTTP_BUCKETS)
+        """Requests and their latency (counted without locks; exposed at scrape time)."""
+        reg.register(self.http)
         self.widget = Counter(
             "aqi_widget_requests", "Widget loads answered (script, or the iframe page)",
             ["kind"], registry=reg)
@@ -160,8 +157,7 @@ class Metrics:
                      fmt: str | None = None) -> None:
         """One HTTP request answered (``route`` is a template or ``unmatched``)."""
         method = method if method in HTTP_METHODS else "other"
-        self.http_requests.labels(route, method, str(status)).inc()
-        self.http_duration.labels(route, method).observe(duration_s)
+        self.http.observe(route, method, status, duration_s)
         if status >= 400:
             return
         if route == "/widget.js":

@@ -28,25 +28,36 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Database reachable and migrated; 503 with reasons otherwise."""
+    """Ready to serve: database reachable and migrated, /now prepared, scheduler running
+    (when this instance has one); 503 with the reasons otherwise."""
     app = request.app
     reasons = []
+    expected = migrations.latest_version()
+    version = None
     try:
         async with app[keys.POOL].acquire(timeout=5) as conn:
             version = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations",
                                           timeout=5)
-        if version != migrations.latest_version():
-            reasons.append(f"database at migration {version}, code expects "
-                           f"{migrations.latest_version()}")
+        if version != expected:
+            reasons.append(f"database at migration {version}, code expects {expected}")
     except Exception as exc:  # any failure to reach the database means not ready
         reasons.append(f"database unreachable: {type(exc).__name__}")
+    store = app.get(keys.SNAPSHOT)
+    if store is None or store.current is None:
+        reasons.append("the /now snapshot is not prepared yet")
     leader = app.get(keys.LEADER)
+    schedule = app.get(keys.SCHEDULE)
+    scheduler = "off"
+    if schedule is not None:
+        scheduler = "running" if schedule.scheduler.running else "stopped"
+        if not schedule.scheduler.running:
+            reasons.append("the scheduler is not running")
     body = {
         "status": "ready" if not reasons else "not_ready",
         "reasons": reasons,
         "leader": leader.is_leader if leader else None,
-        "scheduler": ("running" if app.get(keys.SCHEDULE)
-                      and app[keys.SCHEDULE].scheduler.running else "off"),
+        "scheduler": scheduler,
+        "migration": {"database": version, "code": expected},
     }
     return web.json_response(body, status=200 if not reasons else 503)
 
@@ -237,6 +248,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/schemes", schemes)
     app.router.add_get("/api/v1/revisions", revisions)
     app.router.add_get("/api/v1/rankings", rankings)
-    app.router.add_get("/api/v1/download/hourly.csv-metadata.json", downloads.metadata)
-    app.router.add_get("/api/v1/download/hourly.{fmt}", downloads.hourly)
+    downloads.setup_downloads(app)
     app.router.add_get("/api/v1/openapi.json", openapi_json)

@@ -24,10 +24,16 @@ from aqi_service.config import Config, StationConfig
 from aqi_service.storage import db, migrations, stations
 from aqi_service.storage.observations import ensure_partitions
 from aqi_service.web import keys
+from aqi_service.web.admin import setup_admin
 from aqi_service.web.api import setup_routes
+from aqi_service.web.disclosure_api import setup_disclosure
 from aqi_service.web.errors import error_middleware
+from aqi_service.web.metrics import setup_metrics
+from aqi_service.web.pages import setup_pages
 from aqi_service.web.snapshot import SnapshotStore
+from aqi_service.web.status import setup_status
 from aqi_service.web.templating import setup_templates
+from aqi_service.web.widget import setup_widget
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +111,12 @@ def create_app(
     setup_routes(app)
     setup_templates(app)
     # Feature modules register their routes (and any middleware or cleanup) below.
+    setup_admin(app)
+    setup_metrics(app)
+    setup_status(app)
+    setup_pages(app)
+    setup_widget(app)
+    setup_disclosure(app)
     return app
 
 
@@ -174,7 +186,8 @@ def _collector_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[No
         cfg = app[keys.CONFIG]
         app[keys.COLLECTOR] = Collector(
             app[keys.POOL], app[keys.CLIENT], cfg, app.get(keys.SIMULATOR_URL),
-            extra_stations=app[keys.EXTRA_STATIONS], clock=clock, instance=_instance_name())
+            extra_stations=app[keys.EXTRA_STATIONS], clock=clock, instance=_instance_name(),
+            events=app.get(keys.METRICS))
         yield
     return ctx
 
@@ -200,7 +213,8 @@ def _scheduler_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[No
         cfg = app[keys.CONFIG]
         collector = app[keys.COLLECTOR]
         leader = Leader(app[keys.DSN], collector.instance)
-        schedule = Schedule(cfg, leader)
+        metrics = app.get(keys.METRICS)
+        schedule = Schedule(cfg, leader, on_event=metrics.job_event if metrics else None)
         app[keys.LEADER] = leader
         app[keys.SCHEDULE] = schedule
 

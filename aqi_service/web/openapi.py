@@ -170,7 +170,8 @@ _404 = {"404": {"description": "Unknown station",
                 "content": {"application/json": {"schema": _ref("Error")}}}}
 
 
-CONTRIBUTORS: tuple[str, ...] = ()
+CONTRIBUTORS: tuple[str, ...] = ("aqi_service.web.status", "aqi_service.web.admin",
+                                  "aqi_service.web.disclosure_api")
 """Modules whose ``OPENAPI_PATHS`` / ``OPENAPI_SCHEMAS`` dicts join the document."""
 
 
@@ -223,17 +224,49 @@ def document() -> dict[str, Any]:
             "summary": "Hourly records of many stations for research, streamed (any range)",
             "parameters": [
                 {"name": "fmt", "in": "path", "required": True,
-                 "schema": {"enum": ["csv", "jsonl"]}},
+                 "description": "parquet needs the server's optional pyarrow "
+                 "(aqi-service[parquet])", "schema": {"enum": ["csv", "jsonl", "parquet"]}},
                 {"name": "stations", "in": "query", "description": "comma-separated codes "
                  "(default: all)", "schema": {"type": "string"}},
                 {"name": "pollutants", "in": "query", "description": "comma-separated "
                  "(default: all six)", "schema": {"type": "string"}}, *_FROM_TO],
             "responses": {
-                "200": {"description": "One row per station-hour: values as stored, flags, "
-                        "valid hours, IAQIs, AQI, primary pollutants, scheme, revision",
+                "200": {"description": "One row per station-hour, by station and time: values "
+                        "as stored, flags, valid hours, IAQIs, AQI, primary pollutants, "
+                        "scheme, revision (codebook: hourly.csv-metadata.json)",
                         "content": {"text/csv": {"schema": {"type": "string"}},
-                                    "application/x-ndjson": {"schema": {"type": "string"}}}},
+                                    "application/x-ndjson": {"schema": {"type": "string"}},
+                                    "application/vnd.apache.parquet": {"schema": {
+                                        "type": "string",
+                                        "contentMediaType": "application/vnd.apache.parquet"}}}},
                 "400": {"description": "Bad parameter",
+                        "content": {"application/json": {"schema": _ref("Error")}}},
+                "404": {"description": "Unknown format",
+                        "content": {"application/json": {"schema": _ref("Error")}}},
+                "501": {"description": "Parquet asked of a server without pyarrow (the "
+                        "message says how to install it)",
+                        "content": {"application/json": {"schema": _ref("Error")}}},
+                "503": {"description": "Too many downloads streaming; retry shortly",
+                        "content": {"application/json": {"schema": _ref("Error")}}}}}},
+        "/api/v1/download/monthly/{code}/{month}.csv.gz": {"get": {
+            "summary": "A station's hourly records of one month, as a gzip-compressed CSV file",
+            "description": "Hours ending 01:00 on the 1st through 24:00 on the last day of "
+                           "the month, Asia/Shanghai; the columns of hourly.csv. Strong ETag; "
+                           "a closed month may be cached for 30 days, the current month "
+                           "until the next publication.",
+            "parameters": [_CODE, {"name": "month", "in": "path", "required": True,
+                                   "description": "YYYY-MM",
+                                   "schema": {"type": "string",
+                                              "pattern": "^[0-9]{4}-[0-9]{2}$"}}],
+            "responses": {
+                "200": {"description": "The file (Content-Disposition names it)",
+                        "content": {"application/gzip": {"schema": {
+                            "type": "string", "contentMediaType": "application/gzip"}}}},
+                "304": {"description": "Not modified (If-None-Match matched the ETag)"},
+                "400": {"description": "Malformed month",
+                        "content": {"application/json": {"schema": _ref("Error")}}},
+                "404": {"description": "Unknown station, or no data for that month (none "
+                        "stored, or the month has not begun)",
                         "content": {"application/json": {"schema": _ref("Error")}}}}}},
         "/api/v1/revisions": {"get": {
             "summary": "Changes to stored or published values",
@@ -245,10 +278,12 @@ def document() -> dict[str, Any]:
                              "Revisions, oldest first, 1,000 at a time")}},
     }
     schemas = dict(SCHEMAS)
+    security_schemes: dict[str, Any] = {}
     for module in CONTRIBUTORS:
         mod = importlib.import_module(module)
         paths.update(getattr(mod, "OPENAPI_PATHS", {}))
         schemas.update(getattr(mod, "OPENAPI_SCHEMAS", {}))
+        security_schemes.update(getattr(mod, "OPENAPI_SECURITY_SCHEMES", {}))
     return {
         "openapi": "3.1.0",
         "info": {"title": "aqi-service API", "version": __version__,
@@ -256,5 +291,6 @@ def document() -> dict[str, Any]:
                                 "HJ 633-2012/2026. Times are hour-ending, Asia/Shanghai.",
                  "license": {"name": "CC BY 4.0 (data)", "identifier": "CC-BY-4.0"}},
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {"schemas": schemas,
+                       **({"securitySchemes": security_schemes} if security_schemes else {})},
     }

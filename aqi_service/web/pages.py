@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from aqi_service.aqi.schemes import (
@@ -24,7 +23,7 @@ from aqi_service.aqi.schemes import (
     scheme_for_hour,
 )
 from aqi_service.storage import page_reads, reads
-from aqi_service.web import charts, conditional, keys
+from aqi_service.web import charts, conditional, keys, templating
 from aqi_service.web import rankings as ranking
 from aqi_service.web.api import STATION_CODE
 from aqi_service.web.snapshot import daily_json, expected_hour, present, record_json
@@ -114,6 +113,7 @@ def _send(request: web.Request, body: str, max_age: int, status: int = 200) -> w
     else:
         resp.headers["Cache-Control"] = f"public, max-age={ERROR_MAX_AGE}"
     resp.headers["Vary"] = "Accept-Encoding, Accept-Language"
+    templating.content_language(request, resp)
     resp.headers["Content-Security-Policy"] = CSP
     resp.headers["X-Content-Type-Options"] = "nosniff"
     return resp
@@ -121,7 +121,7 @@ def _send(request: web.Request, body: str, max_age: int, status: int = 200) -> w
 
 def _render(request: web.Request, template: str, context: dict[str, Any], max_age: int,
             status: int = 200) -> web.Response:
-    return _send(request, aiohttp_jinja2.render_string(template, request, context), max_age,
+    return _send(request, templating.render_string(template, request, context), max_age,
                  status)
 
 
@@ -227,7 +227,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
         stations = [{**s, "view": level_view(s), "time": _time(s.get("time_point"))}
                     for s in data["stations"]]
         city = data["city"]
-        body = aiohttp_jinja2.render_string("overview.html", request, {
+        body = templating.render_string("overview.html", request, {
             "city": city, "city_view": level_view(city), "city_time": _time(city.get("time_point")),
             "stations": stations,
             "data_as_of": _time(data.get("data_as_of")),
@@ -362,7 +362,7 @@ async def station(request: web.Request) -> web.StreamResponse:
             latest = ({**record_json(newest), "flags": newest["flags"] or {}}
                       if newest else {})
     daily = [daily_json(d) for d in days]
-    body = aiohttp_jinja2.render_string("station.html", request, {
+    body = templating.render_string("station.html", request, {
         "station": row, "latest": latest, "view": level_view(latest),
         "time": _time(latest.get("time_point")), "status": latest.get("status"),
         "pollutants": _pollutant_rows(latest),

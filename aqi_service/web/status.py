@@ -12,12 +12,11 @@ import statistics
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from aqi_service.aqi.schemes import SHANGHAI
 from aqi_service.monitoring.stats import RECENT_HOURS, Reading, StationStats
-from aqi_service.web import conditional, keys
+from aqi_service.web import conditional, keys, templating
 from aqi_service.web.errors import ApiError
 
 HOUR = timedelta(hours=1)
@@ -141,7 +140,7 @@ async def status_json(request: web.Request) -> web.Response:
 async def status_page(request: web.Request) -> web.Response:
     """The same as a page."""
     data = build_status(request.app, await _reading(request))
-    resp = aiohttp_jinja2.render_template("status.html", request, {"status": data})
+    resp = templating.render_template("status.html", request, {"status": data})
     resp.headers["Cache-Control"] = f"public, max-age={MAX_AGE}"
     return resp
 

@@ -83,21 +83,36 @@ def _static(context: Mapping[str, Any], filename: str) -> str:
     return str(request.app.router["static"].url_for(filename=filename))
 
 
-async def _context(request: web.Request) -> dict[str, Any]:
+def base_context(request: web.Request) -> dict[str, Any]:
+    """What every template sees besides its own context: the request and its language."""
     lang = lang_for(request)
-    return {"lang": lang, "html_lang": "zh-CN" if lang == "zh" else "en"}
+    return {"lang": lang, "html_lang": "zh-CN" if lang == "zh" else "en", "request": request}
 
 
-@web.middleware
-async def language_headers(request: web.Request, handler: Any) -> web.StreamResponse:
-    """HTML answers say their language and that it depends on ``Accept-Language``."""
-    resp = await handler(request)
-    if resp.content_type == "text/html":
-        resp.headers["Content-Language"] = "zh-CN" if lang_for(request) == "zh" else "en"
-        vary = resp.headers.get("Vary")
-        if not vary or "Accept-Language" not in vary:
-            resp.headers["Vary"] = f"{vary}, Accept-Language" if vary else "Accept-Language"
+def content_language(request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
+    """Say the page's language, and that it depends on ``Accept-Language``."""
+    resp.headers["Content-Language"] = "zh-CN" if lang_for(request) == "zh" else "en"
+    vary = resp.headers.get("Vary")
+    if not vary or "Accept-Language" not in vary:
+        resp.headers["Vary"] = f"{vary}, Accept-Language" if vary else "Accept-Language"
     return resp
+
+
+def render_string(name: str, request: web.Request, context: Mapping[str, Any]) -> str:
+    """``name`` rendered with ``context`` and the base context.
+
+    (Rather than aiohttp-jinja2's context processors, whose middleware would run on every
+    request, the JSON API and the metrics included.)
+    """
+    return aiohttp_jinja2.render_string(name, request, {**base_context(request), **context})
+
+
+def render_template(name: str, request: web.Request, context: Mapping[str, Any], *,
+                    status: int = 200) -> web.Response:
+    """An HTML response of ``name`` with its language headers."""
+    resp = aiohttp_jinja2.render_template(name, request, {**base_context(request), **context},
+                                          status=status)
+    return content_language(request, resp)
 
 
 def setup_templates(app: web.Application) -> jinja2.Environment:
@@ -106,13 +121,11 @@ def setup_templates(app: web.Application) -> jinja2.Environment:
         app,
         loader=jinja2.PackageLoader("aqi_service.web", "templates"),
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
-        context_processors=[_context, aiohttp_jinja2.request_processor],
         trim_blocks=True, lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
     env.globals.update(tr=_tr, url=_url, static=_static)
     env.filters["shanghai"] = shanghai
-    app.middlewares.append(language_headers)
     app.router.add_static("/static/", path=str(_static_dir()), name="static",
                           append_version=True)
     return env

@@ -17,10 +17,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
-from aqi_service.web import conditional, keys
+from aqi_service.web import conditional, keys, templating
 from aqi_service.web.templating import LANGS, lang_for
 
 SCRIPT_PATH = Path(__file__).parent / "static" / "widget.js"
@@ -141,7 +140,7 @@ def _frame_headers(resp: web.Response, max_age: int) -> web.Response:
 
 def _frame_error(request: web.Request, status: int, reason: str,
                  parameter: str | None = None) -> web.Response:
-    resp = aiohttp_jinja2.render_template(
+    resp = templating.render_template(
         "widget/error.html", request,
         {"reason": reason, "parameter": parameter, "transparent": False}, status=status)
     return _frame_headers(resp, 0)
@@ -162,7 +161,7 @@ async def _frame(request: web.Request, code: str | None) -> web.Response:
     view = frame_view(snap.data, code, lang, snap.next_expected_at, now)
     if view is None:
         return _frame_error(request, 404, "unknown_station")
-    resp = aiohttp_jinja2.render_template("widget/frame.html", request, {
+    resp = templating.render_template("widget/frame.html", request, {
         "w": view, "transparent": transparent,
         "refresh": refresh_seconds(snap.next_expected_at, now),
         "page_url": f"/stations/{code}" if code else "/",

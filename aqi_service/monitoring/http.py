@@ -1,0 +1,59 @@
+"""HTTP request counts and latencies, kept as plain numbers and exposed at scrape time.
+
+Every request passes through this, so it avoids prometheus-client's per-observation
+locks and label lookups: the event loop is the only writer, and the Prometheus families
+(``aqi_http_requests_total``, the ``aqi_http_request_duration_seconds`` histogram) are
+built from these numbers when ``/metrics`` is scraped. Labels are bounded: route templates
+(or ``unmatched``), a fixed set of methods, status codes.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+
+class HttpStats(Collector):
+    """Requests by (route, method, status) and latency histograms by (route, method)."""
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self.bounds = tuple(float(b) for b in buckets)
+        self.counts: dict[tuple[str, str, int], int] = {}
+        self._latency: dict[tuple[str, str], list[float]] = {}
+        """Per (route, method): a count per bucket (``le`` bound, then +Inf), then the sum."""
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One request answered."""
+        key = (route, method, status)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        latency = self._latency.get((route, method))
+        if latency is None:
+            latency = self._latency[(route, method)] = [0.0] * (len(self.bounds) + 2)
+        latency[bisect_left(self.bounds, seconds)] += 1   # first bound >= seconds (le)
+        latency[-1] += seconds
+
+    def count(self, route: str, method: str, status: int) -> int:
+        """Requests answered so far with these labels."""
+        return self.counts.get((route, method, status), 0)
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        requests = CounterMetricFamily(
+            "aqi_http_requests", "HTTP requests by route template, method and status",
+            labels=["route", "method", "status"])
+        for (route, method, status), n in sorted(self.counts.items()):
+            requests.add_metric([route, method, str(status)], n)
+        yield requests
+        durations = HistogramMetricFamily(
+            "aqi_http_request_duration_seconds",
+            "Time to answer an HTTP request (streamed bodies included)",
+            labels=["route", "method"])
+        for (route, method), latency in sorted(self._latency.items()):
+            cumulative, buckets = 0.0, []
+            for bound, n in zip((*self.bounds, float("inf")), latency[:-1], strict=True):
+                cumulative += n
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            durations.add_metric([route, method], buckets, sum_value=latency[-1])
+        yield durations
