@@ -95,18 +95,6 @@ app.router.add_get("/", hello)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
 
-BARE = """
-import sys
-from aiohttp import web
-from aqi_service.config import load_config
-from aqi_service.web.app import create_app
-
-app = create_app(load_config(), scheduler=False)
-app.middlewares.clear()
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
-"""
-"""Diagnostic: the same application and /now handler with its middleware stack removed."""
-
 # n: hour number, k: station number; decimals (numeric) stored as float8, like the records.
 LOAD = """
 INSERT INTO station_hourly (
@@ -246,9 +234,12 @@ def _ms(text: str) -> float:
     return float(value) * _UNITS[unit]
 
 
-def wrk(url: str, seconds: float, connections: int, script: Path | None = None) -> WrkResult:
+def wrk(url: str, seconds: float, connections: int, script: Path | None = None,
+        header: str | None = None) -> WrkResult:
     """One wrk run (one thread) with the latency distribution."""
     args = [WRK, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    if header:
+        args += ["-H", header]
     if script:
         args += ["-s", str(script)]
     out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
@@ -391,27 +382,20 @@ async def bench(args: argparse.Namespace, base: str, work: Path) -> dict[str, fl
             script = work / "not-modified.lua"
             script.write_text(f"wrk.headers[\"If-None-Match\"] = '{etag}'\n")
 
-            bare_port = _free_port()
-            bare = Process([sys.executable, "-c", BARE, str(bare_port)], work / "bare.log",
-                           env=env, cwd=work)
-            bare_url = f"http://127.0.0.1:{bare_port}/api/v1/now"
-            try:
-                await _wait_http(session, bare_url, bare, None, 60)
-                wrk(hello_url, 1, args.connections)
-                wrk(now_url, 1, args.connections)
-                hellos, nows, not_modified, bares = [], [], [], []
-                for _ in range(args.repeat):
-                    hellos.append(wrk(hello_url, args.seconds, args.connections))
-                    nows.append(wrk(now_url, args.seconds, args.connections))
-                    not_modified.append(wrk(now_url, args.seconds, args.connections, script))
-                    bares.append(wrk(bare_url, args.seconds, args.connections))
-            finally:
-                bare.stop()
+            wrk(hello_url, 1, args.connections)
+            wrk(now_url, 1, args.connections)
+            hellos, nows, not_modified, gzipped = [], [], [], []
+            for _ in range(args.repeat):
+                hellos.append(wrk(hello_url, args.seconds, args.connections))
+                nows.append(wrk(now_url, args.seconds, args.connections))
+                not_modified.append(wrk(now_url, args.seconds, args.connections, script))
+                gzipped.append(wrk(now_url, args.seconds, args.connections,
+                                   header="Accept-Encoding: gzip"))
             async with session.get(now_url) as resp:
                 if resp.headers["ETag"] != etag:
                     _say("note: /now changed during the 304 runs (a new snapshot)")
-            h, n, nm, b = best(hellos), best(nows), best(not_modified), best(bares)
-            if any(r.bad for r in (*hellos, *nows, *not_modified, *bares)):
+            h, n, nm, gz = best(hellos), best(nows), best(not_modified), best(gzipped)
+            if any(r.bad for r in (*hellos, *nows, *not_modified, *gzipped)):
                 raise SystemExit("wrk saw errors or non-2xx/3xx responses")
 
             export_url = f"http://127.0.0.1:{port}/api/v1/download/hourly.csv?" + urlencode(
@@ -440,7 +424,7 @@ async def bench(args: argparse.Namespace, base: str, work: Path) -> dict[str, fl
     export_rps, copy_rps = rows / ex[1], rows / cp[1]
     out = {
         "now_rps": n.rps, "hello_rps": h.rps, "now_ratio": n.rps / h.rps,
-        "now_p99_ms": n.p99_ms, "now_304_rps": nm.rps,
+        "now_p99_ms": n.p99_ms, "now_304_rps": nm.rps, "now_gzip_rps": gz.rps,
         "export_rows_per_s": export_rps, "copy_rows_per_s": copy_rps,
         "export_ratio": export_rps / copy_rps, "export_peak_rss_mb": peak / MB,
     }
@@ -450,7 +434,7 @@ async def bench(args: argparse.Namespace, base: str, work: Path) -> dict[str, fl
     _say(f"{'what':<34}{'req/s':>12}{'p50 ms':>10}{'p99 ms':>10}")
     for label, r in (("aiohttp hello world (baseline)", h), ("/api/v1/now", n),
                      ("/api/v1/now, If-None-Match → 304", nm),
-                     ("/api/v1/now, no middleware (diag.)", b)):
+                     ("/api/v1/now, Accept-Encoding: gzip", gz)):
         _say(f"{label:<34}{r.rps:>12,.0f}{r.p50_ms:>10.2f}{r.p99_ms:>10.2f}")
     _say(f"CSV export, {rows:,} rows, best of {args.repeat + 1}")
     _say(f"{'what':<34}{'rows/s':>12}{'seconds':>10}{'MB':>10}")

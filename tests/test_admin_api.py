@@ -176,13 +176,13 @@ async def test_every_change_is_audited(admin_client: TestClient  # noqa: F811
                           json={"categories": ["air", "water"]}, headers=h), 201)
     await _ok(await c.delete(f"/api/v1/admin/enterprises/{VALID_CODE}/key-list/2026",
                              headers=h))
-    record = await _ok(await c.post("/api/v1/admin/records", headers=h, json={
+    record = await _ok(await c.post("/api/v1/admin/disclosures", headers=h, json={
         "subitem": "monitoring.supervisory", "enterprise": VALID_CODE,
         "title": "监督性监测结果", "body": "二氧化硫达标", "effective_on": "2026-11-01"}), 201)
     rid = record["id"]
-    await _ok(await c.post(f"/api/v1/admin/records/{rid}/corrections", headers=h,
+    await _ok(await c.post(f"/api/v1/admin/disclosures/{rid}/corrections", headers=h,
                            json={"body": "二氧化硫 21 mg/m³，达标", "note": "补充数值"}), 201)
-    await _ok(await c.post(f"/api/v1/admin/records/{rid}/retraction", headers=h,
+    await _ok(await c.post(f"/api/v1/admin/disclosures/{rid}/retraction", headers=h,
                            json={"reason": "监测报告编号有误"}))
     penalty = await _ok(await c.post("/api/v1/admin/penalties", headers=h, json={
         "decision_no": "廊环罚〔2026〕第1号", "party_name": "测试化工股份有限公司",
@@ -251,7 +251,7 @@ async def test_a_retracted_record_stays_visible_with_its_history(
         admin_client: TestClient) -> None:  # noqa: F811
     h = bearer(await minter(admin_client)("disclosures:write"))
     c = admin_client
-    rec = await _ok(await c.post("/api/v1/admin/records", headers=h, json={
+    rec = await _ok(await c.post("/api/v1/admin/disclosures", headers=h, json={
         "subitem": "emergency.heavy_pollution_weather", "title": "启动橙色预警",
         "body": "自18日12时起", "published_at": "2026-11-17T17:30+08:00"}), 201)
     assert (rec["version"], rec["status"]) == (1, "published")
@@ -262,25 +262,25 @@ async def test_a_retracted_record_stays_visible_with_its_history(
             ("corrections", {"note": "x", "colour": "red"}, "colour"),
             ("corrections", {"body": "新"}, "note"),
             ("retraction", {"reason": "  "}, "reason")]:
-        resp = await c.post(f"/api/v1/admin/records/{rec['id']}/{path}", json=body, headers=h)
+        resp = await c.post(f"/api/v1/admin/disclosures/{rec['id']}/{path}", json=body, headers=h)
         problems = (await _ok(resp, 400))["error"]["details"]["problems"]
         assert field in [p["field"] for p in problems]
-    await _ok(await c.post(f"/api/v1/admin/records/{rec['id']}/retraction", headers=h,
+    await _ok(await c.post(f"/api/v1/admin/disclosures/{rec['id']}/retraction", headers=h,
                            json={"reason": "预警级别有误，以新通知为准"}))
-    again = await c.post(f"/api/v1/admin/records/{rec['id']}/retraction", headers=h,
+    again = await c.post(f"/api/v1/admin/disclosures/{rec['id']}/retraction", headers=h,
                          json={"reason": "再次"})
     assert (await _ok(again, 409))["error"]["code"] == "conflict"
-    fix = await c.post(f"/api/v1/admin/records/{rec['id']}/corrections", headers=h,
+    fix = await c.post(f"/api/v1/admin/disclosures/{rec['id']}/corrections", headers=h,
                        json={"body": "改", "note": "改"})
     assert fix.status == 409
-    doc = await _ok(await c.get(f"/api/v1/admin/records/{rec['id']}", headers=h))
+    doc = await _ok(await c.get(f"/api/v1/admin/disclosures/{rec['id']}", headers=h))
     assert (doc["status"], doc["status_reason"], doc["version"]) == \
         ("retracted", "预警级别有误，以新通知为准", 2)
     assert [v["change"] for v in doc["versions"]] == ["created", "retracted"]
     assert doc["versions"][1]["title"] == "启动橙色预警"
-    listed = await _ok(await c.get("/api/v1/admin/records?status=retracted", headers=h))
+    listed = await _ok(await c.get("/api/v1/admin/disclosures?status=retracted", headers=h))
     assert [r["id"] for r in listed["records"]] == [rec["id"]]
-    assert (await c.delete(f"/api/v1/admin/records/{rec['id']}", headers=h)).status == 405
+    assert (await c.delete(f"/api/v1/admin/disclosures/{rec['id']}", headers=h)).status == 405
 
 
 HOSTILE = ["' OR '1'='1", "'; DROP TABLE enterprises; --", "%", "_%_", "\\", "$1",
@@ -288,7 +288,7 @@ HOSTILE = ["' OR '1'='1", "'; DROP TABLE enterprises; --", "%", "_%_", "\\", "$1
 FILTERS = {
     "/api/v1/admin/enterprises": ["county", "control_level", "key_list_year", "q", "sample",
                                   "cursor", "limit"],
-    "/api/v1/admin/records": ["category", "subitem", "county", "status", "enterprise",
+    "/api/v1/admin/disclosures": ["category", "subitem", "county", "status", "enterprise",
                               "published_from", "published_before", "q", "cursor", "limit"],
     "/api/v1/admin/penalties": ["credit_code", "county", "enforcement_status", "q", "sample",
                                 "cursor", "limit"],
@@ -319,7 +319,7 @@ async def test_sql_metacharacters_in_every_filter_are_harmless(
     async with c.app[_pool_key()].acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM enterprises") == 1
     # repeated parameters are refused by name
-    resp = await c.get("/api/v1/admin/records?status=published&status=retracted", headers=h)
+    resp = await c.get("/api/v1/admin/disclosures?status=published&status=retracted", headers=h)
     assert (await _ok(resp, 400))["error"]["details"]["parameter"] == "status"
 
 
@@ -352,7 +352,7 @@ async def test_bad_bodies_are_clear_errors(admin_client: TestClient  # noqa: F81
     assert (await _ok(dup, 409))["error"]["code"] == "conflict"
     assert (await c.get("/api/v1/admin/enterprises/91350100M000100Y44",
                         headers=h)).status == 404
-    assert (await c.get("/api/v1/admin/records/99999999999999999999",
+    assert (await c.get("/api/v1/admin/disclosures/99999999999999999999",
                         headers=h)).status == 404
 
 
@@ -389,11 +389,11 @@ async def test_admin_responses_conform_to_the_openapi_document(
         ("get", "/api/v1/admin/enterprises", "/api/v1/admin/enterprises", None, "200"),
         ("get", "/api/v1/admin/enterprises/91131003MA0LF0016W",
          "/api/v1/admin/enterprises/{code}", None, "200"),
-        ("get", "/api/v1/admin/records?limit=50", "/api/v1/admin/records", None, "200"),
-        ("get", "/api/v1/admin/records?q=超标", "/api/v1/admin/records", None, "200"),
-        ("get", f"/api/v1/admin/records/{record_id}", "/api/v1/admin/records/{id}", None,
+        ("get", "/api/v1/admin/disclosures?limit=50", "/api/v1/admin/disclosures", None, "200"),
+        ("get", "/api/v1/admin/disclosures?q=超标", "/api/v1/admin/disclosures", None, "200"),
+        ("get", f"/api/v1/admin/disclosures/{record_id}", "/api/v1/admin/disclosures/{id}", None,
          "200"),
-        ("get", "/api/v1/admin/records?status=x", "/api/v1/admin/records", None, "400"),
+        ("get", "/api/v1/admin/disclosures?status=x", "/api/v1/admin/disclosures", None, "400"),
         ("get", "/api/v1/admin/penalties", "/api/v1/admin/penalties", None, "200"),
         ("get", f"/api/v1/admin/penalties/{penalty_id}", "/api/v1/admin/penalties/{id}",
          None, "200"),
@@ -405,14 +405,14 @@ async def test_admin_responses_conform_to_the_openapi_document(
         ("get", "/api/v1/admin/audit", "/api/v1/admin/audit", None, "200"),
         ("get", "/api/v1/admin/tokens", "/api/v1/admin/tokens", None, "200"),
         ("post", "/api/v1/admin/enterprises", "/api/v1/admin/enterprises", ENTERPRISE, "201"),
-        ("post", "/api/v1/admin/records", "/api/v1/admin/records",
+        ("post", "/api/v1/admin/disclosures", "/api/v1/admin/disclosures",
          {"subitem": "enforcement.inspections", "title": "检查"}, "201"),
-        ("post", "/api/v1/admin/records", "/api/v1/admin/records", {"title": 1}, "400"),
-        ("get", "/api/v1/admin/records/99999", "/api/v1/admin/records/{id}", None, "404"),
+        ("post", "/api/v1/admin/disclosures", "/api/v1/admin/disclosures", {"title": 1}, "400"),
+        ("get", "/api/v1/admin/disclosures/99999", "/api/v1/admin/disclosures/{id}", None, "404"),
     ]
     broken = {"records": [{"id": "one", "status": "deleted", "version": 0}],
               "next_cursor": 5}
-    assert len(list(validator("/api/v1/admin/records", "get", "200").iter_errors(broken))) >= 3
+    assert len(list(validator("/api/v1/admin/disclosures", "get", "200").iter_errors(broken))) >= 3
     for method, url, path, body, status in cases:
         op = doc["paths"][path][method]
         assert op["security"][0]["bearerAuth"]

@@ -72,14 +72,14 @@ async def test_token_commands_end_to_end(db_dsn: str, config: Config, clock: Any
 
     app = create_app(admin_config(config, tmp_path), scheduler=False, clock=clock)
     async with TestClient(TestServer(app)) as client:
-        ok = await client.get("/api/v1/admin/records", headers=bearer(token))
+        ok = await client.get("/api/v1/admin/disclosures", headers=bearer(token))
         assert ok.status == 200
         assert (await client.get("/api/v1/admin/audit", headers=bearer(token))).status == 403
 
         revoked = _cli(db_dsn, "revoke", "desk-1")
         assert revoked.returncode == 0, revoked.stderr
         assert f"key id {key_id}" in revoked.stdout
-        gone = await client.get("/api/v1/admin/records", headers=bearer(token))
+        gone = await client.get("/api/v1/admin/disclosures", headers=bearer(token))
         assert gone.status == 401
 
     again = _cli(db_dsn, "revoke", "desk-1")

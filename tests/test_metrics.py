@@ -24,7 +24,7 @@ from aqi_service.config import Config
 from aqi_service.monitoring.metrics import Metrics
 from aqi_service.web import keys
 from aqi_service.web.app import create_app, refresh_snapshot, startup_collection
-from aqi_service.web.metrics import http_metrics
+from aqi_service.web.metrics import handler_args
 
 pytestmark = pytest.mark.db
 
@@ -315,8 +315,8 @@ async def test_http_requests_are_counted_by_route_template(quiet: TestClient) ->
 
 
 async def test_widget_and_download_counts(config: Config) -> None:
-    """The middleware on a small app with the widget's and the download's route templates."""
-    app = web.Application(middlewares=[http_metrics])
+    """The request observer on a small app with the widget's and the download's routes."""
+    app = web.Application(handler_args=handler_args())
     app[keys.METRICS] = Metrics(config)
 
     async def ok(request: web.Request) -> web.Response:

@@ -75,13 +75,21 @@ async def test_now_lists_every_station_with_its_record(client: TestClient) -> No
 
 
 async def test_now_answers_304_to_its_etag(client: TestClient) -> None:
-    first = await client.get("/api/v1/now")
+    first = await client.get("/api/v1/now", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in first.headers
     etag = first.headers["ETag"]
-    second = await client.get("/api/v1/now", headers={"If-None-Match": etag})
+    second = await client.get("/api/v1/now", headers={"If-None-Match": etag,
+                                                       "Accept-Encoding": "identity"})
     assert second.status == 304
     assert second.headers["ETag"] == etag
     gz = await client.get("/api/v1/now", headers={"Accept-Encoding": "gzip"})
     assert gz.headers.get("Content-Encoding") == "gzip"
+    # Another representation, another strong validator; the same JSON once decoded.
+    assert gz.headers["ETag"] == etag[:-1] + '-gzip"'
+    assert await gz.read() == await first.read()
+    again = await client.get("/api/v1/now", headers={"Accept-Encoding": "gzip",
+                                                      "If-None-Match": gz.headers["ETag"]})
+    assert again.status == 304 and again.headers["ETag"] == gz.headers["ETag"]
 
 
 async def test_health_and_readiness(client: TestClient) -> None:

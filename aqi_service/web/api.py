@@ -68,7 +68,7 @@ async def now(request: web.Request) -> web.StreamResponse:
     assert snap is not None
     return conditional.respond(request, snap.body, snap.etag,
                                conditional.seconds_until(snap.next_expected_at),
-                               snap.last_modified)
+                               snap.last_modified, snap.gzipped)
 
 
 def _next_publication(request: web.Request) -> int:

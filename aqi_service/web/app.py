@@ -27,8 +27,8 @@ from aqi_service.web import keys
 from aqi_service.web.admin import setup_admin
 from aqi_service.web.api import setup_routes
 from aqi_service.web.disclosure_api import setup_disclosure
-from aqi_service.web.errors import error_middleware
-from aqi_service.web.metrics import setup_metrics
+from aqi_service.web.errors import envelope_errors
+from aqi_service.web.metrics import handler_args, setup_metrics
 from aqi_service.web.pages import setup_pages
 from aqi_service.web.snapshot import SnapshotStore
 from aqi_service.web.status import setup_status
@@ -96,7 +96,10 @@ def create_app(
 ) -> web.Application:
     """Build the application; no I/O happens until it starts."""
     clock = clock or _now
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    # No middleware on the request path: errors get the envelope as their answers are
+    # prepared, and requests are counted by the access-log hook (see web/metrics.py).
+    app = web.Application(client_max_size=1024 * 1024, handler_args=handler_args())
+    app.on_response_prepare.append(envelope_errors)
     app[keys.CONFIG] = cfg
     app[keys.CLOCK] = clock
     app[keys.EXTRA_STATIONS] = extra_station_configs(cfg)

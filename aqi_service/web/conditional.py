@@ -61,16 +61,33 @@ def cache_headers(resp: web.StreamResponse, etag: str, max_age: int,
 
 
 def respond(request: web.Request, body: bytes, etag: str, max_age: int,
-            modified: datetime | None = None) -> web.Response:
-    """200 with the body, or 304 when the client already has it."""
-    headers = _headers(etag, max_age, modified)
-    if matches(request, etag):
-        return web.Response(status=304, headers=headers)
+            modified: datetime | None = None, gzipped: bytes | None = None) -> web.Response:
+    """200 with the body, or 304 when the client already has it.
+
+    ``gzipped``, the body compressed ahead of time, goes as is to clients that accept gzip.
+    It is another representation, so it has its own strong ETag (``"…-gzip"``); a client
+    holding either is answered 304.
+    """
+    gz = gzipped is not None and len(body) > 1024 and "gzip" in request.headers.get(
+        "Accept-Encoding", "")
+    tag = gzip_etag(etag) if gz else etag
+    if matches(request, tag) or (gzipped is not None and matches(request, gzip_etag(etag)
+                                                                  if not gz else etag)):
+        return web.Response(status=304, headers=_headers(tag, max_age, modified))
+    headers = _headers(tag, max_age, modified)
     headers["Content-Type"] = "application/json; charset=utf-8"
+    if gz:
+        headers["Content-Encoding"] = "gzip"
+        return web.Response(body=gzipped, headers=headers)
     resp = web.Response(body=body, headers=headers)
     if len(body) > 1024 and "gzip" in request.headers.get("Accept-Encoding", ""):
         resp.enable_compression()
     return resp
+
+
+def gzip_etag(etag: str) -> str:
+    """The strong ETag of the gzip-encoded representation of ``etag``'s body."""
+    return etag[:-1] + '-gzip"'
 
 
 def json_response(request: web.Request, data: Any, max_age: int,

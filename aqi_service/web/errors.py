@@ -31,9 +31,43 @@ def envelope(status: int, code: str, message: str,
         status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
+ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+               413: "too_large", 500: "internal_error", 504: "timeout"}
+
+
+async def envelope_errors(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: aiohttp's own error answers become the envelope.
+
+    Those are the router's (unknown path, wrong method), the server's limits (a body too
+    large), an ``HTTPException`` a handler let through, and the 500 of an unhandled
+    exception (which aiohttp has logged with its traceback; the answer names nothing
+    internal). Answers already in JSON (``ApiError``) and the HTML error pages that handlers
+    render themselves are left alone. Done here rather than in a middleware, which would
+    cost every request a layer.
+    """
+    status = response.status
+    if status < 400 or response.content_type == "application/json":
+        return
+    if not isinstance(response, web.HTTPException) and status < 500:
+        return
+    if not isinstance(response, web.Response):
+        return
+    code = ERROR_CODES.get(status, "http_error")
+    message = "internal server error" if status == 500 else (response.reason or code)
+    body = json.dumps({"error": {"code": code, "message": message, "details": {}}},
+                      ensure_ascii=False).encode()
+    response.body = body
+    response.headers["Content-Length"] = str(len(body))   # set already for the old body
+    response.content_type = "application/json"
+    response.charset = "utf-8"
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Map every failure to the envelope; never leak internals in a 500."""
+    """Map every failure to the envelope; never leak internals in a 500.
+
+    (The service uses ``envelope_errors``; this middleware form serves small apps.)
+    """
     try:
         return await handler(request)
     except ApiError:

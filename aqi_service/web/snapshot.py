@@ -7,6 +7,7 @@ numbers indexed; full precision is in the research downloads.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from dataclasses import dataclass
@@ -142,6 +143,8 @@ class Snapshot:
     last_modified: datetime
     next_expected_at: datetime
     data: dict[str, Any]
+    gzipped: bytes | None = None
+    """The body gzip-compressed once (widgets and browsers ask for gzip every time)."""
 
 
 class SnapshotStore:
@@ -196,5 +199,9 @@ class SnapshotStore:
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         previous = self.current
         modified = previous.last_modified if previous and previous.etag == etag else now
-        self.current = Snapshot(body, etag, modified, next_at, data)
+        if previous is not None and previous.etag == etag:
+            packed = previous.gzipped
+        else:
+            packed = gzip.compress(body, compresslevel=6, mtime=0)
+        self.current = Snapshot(body, etag, modified, next_at, data, packed)
         return self.current
