@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 STALE_WHILE_REVALIDATE = 300
 """Seconds a cache may serve a stale copy while it fetches a fresh one."""
@@ -46,6 +48,17 @@ def cache_control(max_age: int) -> str:
             f"stale-while-revalidate={STALE_WHILE_REVALIDATE}")
 
 
+@lru_cache(maxsize=64)
+def _fixed_headers(etag: str, max_age: int, modified: datetime | None,
+                   encoding: str | None) -> CIMultiDictProxy[str]:
+    """The headers of a 200 answer, built once per (validator, age, encoding)."""
+    headers = CIMultiDict(_headers(etag, max_age, modified))
+    headers["Content-Type"] = "application/json; charset=utf-8"
+    if encoding:
+        headers["Content-Encoding"] = encoding
+    return CIMultiDictProxy(headers)
+
+
 def _headers(etag: str, max_age: int, modified: datetime | None) -> dict[str, str]:
     headers = {"ETag": etag, "Cache-Control": cache_control(max_age),
                "Access-Control-Allow-Origin": "*", "Vary": "Accept-Encoding"}
@@ -74,12 +87,9 @@ def respond(request: web.Request, body: bytes, etag: str, max_age: int,
     if matches(request, tag) or (gzipped is not None and matches(request, gzip_etag(etag)
                                                                   if not gz else etag)):
         return web.Response(status=304, headers=_headers(tag, max_age, modified))
-    headers = _headers(tag, max_age, modified)
-    headers["Content-Type"] = "application/json; charset=utf-8"
     if gz:
-        headers["Content-Encoding"] = "gzip"
-        return web.Response(body=gzipped, headers=headers)
-    resp = web.Response(body=body, headers=headers)
+        return web.Response(body=gzipped, headers=_fixed_headers(tag, max_age, modified, "gzip"))
+    resp = web.Response(body=body, headers=_fixed_headers(tag, max_age, modified, None))
     if len(body) > 1024 and "gzip" in request.headers.get("Accept-Encoding", ""):
         resp.enable_compression()
     return resp
@@ -99,4 +109,4 @@ def json_response(request: web.Request, data: Any, max_age: int,
 
 def seconds_until(when: datetime) -> int:
     """Whole seconds from now until ``when`` (0 if past)."""
-    return max(int((when - datetime.now(timezone.utc)).total_seconds()), 0)
+    return max(int(when.timestamp() - time.time()), 0)
