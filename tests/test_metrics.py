@@ -431,3 +431,25 @@ def test_http_latency_histogram_buckets_are_cumulative_and_inclusive() -> None:
     assert hist[("aqi_http_request_duration_seconds_bucket", "+Inf")] == 6     # + 2.0
     assert hist[("aqi_http_request_duration_seconds_count", None)] == 6
     assert hist[("aqi_http_request_duration_seconds_sum", None)] == pytest.approx(2.566)
+
+
+async def test_every_pool_statement_is_timed_and_failures_counted(quiet: TestClient) -> None:
+    import asyncpg
+
+    before = await scrape(quiet)
+    async with quiet.app[keys.POOL].acquire() as conn:
+        for _ in range(3):
+            await conn.fetchval("SELECT count(*) FROM stations")
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await conn.fetchval("SELECT 1 FROM no_such_table")
+    await asyncio.sleep(0.05)   # asyncpg calls the loggers soon after each statement
+    after = await scrape(quiet)
+
+    def delta(name: str, **labels: str) -> float:
+        return (get(after, name, **labels) or 0) - (get(before, name, **labels) or 0)
+
+    # three counts, the failed statement, and the ping of the second scrape
+    assert delta("aqi_db_query_duration_seconds_count", query="select") >= 5
+    assert delta("aqi_db_query_errors_total", error="UndefinedTableError") == 1
+    # The back-fill wrote through the pool: its inserts were timed too.
+    assert (get(after, "aqi_db_query_duration_seconds_count", query="insert") or 0) > 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 import time
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -35,6 +36,7 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 DOWNLOAD_FORMATS = frozenset({"csv", "jsonl", "parquet"})
 DOWNLOAD_ROUTE = "/api/v1/download/hourly.{fmt}"
 MONTHLY_PREFIX = "/api/v1/download/monthly/"
+STATEMENT_KINDS = frozenset({"select", "insert", "update", "delete", "copy", "with"})
 UNMATCHED = "unmatched"
 """The route label of a request that matched no route (any path: one series)."""
 
@@ -113,8 +115,13 @@ class Metrics:
 
         self.db_query = Histogram(
             "aqi_db_query_duration_seconds",
-            "Latency of the monitoring's own queries (ping at each scrape, statistics)",
+            "Latency of database statements: every one on the pool by kind (select, insert, "
+            "update, delete, copy, with, other) and the monitoring's own (ping, statistics)",
             ["query"], buckets=_DB_BUCKETS, registry=reg)
+
+        self.db_errors = Counter(
+            "aqi_db_query_errors", "Database statements that failed, by exception class",
+            ["error"], registry=reg)
 
         for st in cfg.stations:
             for outcome in POLL_OUTCOMES:
@@ -151,6 +158,17 @@ class Metrics:
         self.jobs.labels(job, outcome).inc()
         if outcome == "missed":
             self.misfires.labels(job).inc()
+
+    # Database (asyncpg's query logger on every pool connection)
+    def query_logged(self, record: Any) -> None:
+        """One statement finished on a pool connection (``asyncpg.connection.LoggedQuery``)."""
+        words = record.query.lstrip().split(None, 1)
+        kind = words[0].lower() if words else ""
+        self.db_query.labels(kind if kind in STATEMENT_KINDS else "other").observe(
+            record.elapsed)
+        if record.exception is not None:
+            self.db_errors.labels(type(record.exception).__name__
+                                  if isinstance(record.exception, Exception) else "other").inc()
 
     # HTTP
     def request_done(self, route: str, method: str, status: int, duration_s: float,

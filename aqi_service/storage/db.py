@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -66,14 +67,25 @@ async def database_target(cfg: Config) -> AsyncIterator[Target]:
         await loop.run_in_executor(None, embedded.stop)
 
 
-async def create_pool(target: Target, cfg: Config) -> asyncpg.Pool:
-    """Create the pool and probe it with ``SELECT 1``."""
+async def create_pool(target: Target, cfg: Config,
+                      query_logger: Callable[[Any], None] | None = None) -> asyncpg.Pool:
+    """Create the pool and probe it with ``SELECT 1``.
+
+    ``query_logger`` (asyncpg's hook: called with each finished statement and its time)
+    is installed on every connection; the metrics use it.
+    """
     db = cfg.database
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await _init_connection(conn)
+        if query_logger is not None:
+            conn.add_query_logger(query_logger)
+
     try:
         pool = await asyncpg.create_pool(
             target.dsn, min_size=db.pool_min, max_size=db.pool_max,
             command_timeout=db.command_timeout_s, timeout=db.connect_timeout_s,
-            init=_init_connection,
+            init=init,
         )
         async with pool.acquire() as conn:
             await conn.fetchval("SELECT 1")

@@ -137,7 +137,8 @@ def _database_ctx(given: db.Target | None) -> Callable[[web.Application], AsyncI
 
 
 async def _with_pool(app: web.Application, cfg: Config, target: db.Target) -> AsyncIterator[None]:
-    pool = await db.create_pool(target, cfg)
+    metrics = app.get(keys.METRICS)
+    pool = await db.create_pool(target, cfg, metrics.query_logged if metrics else None)
     try:
         async with pool.acquire() as conn:
             applied = await migrations.migrate(conn)
