@@ -102,6 +102,11 @@ async def test_every_page_in_chinese_by_default_and_in_english_on_request(site: 
     nav = await get_html(site, "/")
     for path in ("/enterprises", "/disclosures", "/eia", "/penalties"):
         assert f'href="{path}"' in nav
+    for url in pages:   # no script may run on these pages, whatever a record holds
+        resp = await site.client.get(url)
+        assert "script-src 'none'" in resp.headers["Content-Security-Policy"], url
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["Content-Language"] == "zh-CN"
 
 
 async def test_filters_select_on_the_pages_too(site: Site) -> None:

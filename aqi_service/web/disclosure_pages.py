@@ -16,13 +16,12 @@ from aiohttp import web
 
 from aqi_service.disclosure import models
 from aqi_service.storage import disclosure_reads as reads
-from aqi_service.web import charts, conditional, keys, templating
+from aqi_service.web import charts, keys, templating
 from aqi_service.web import disclosure_api as api
 from aqi_service.web.templating import lang_for
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_AGE = api.MAX_AGE
-ERROR_MAX_AGE = 60
 
 LABELS: dict[str, dict[str, tuple[str, str]]] = {
     "control_level": {"national": ("国控", "national"), "provincial": ("省控", "provincial"),
@@ -85,21 +84,7 @@ class PageError(Exception):
 
 
 def _send(request: web.Request, body: str, status: int = 200) -> web.Response:
-    data = body.encode()
-    etag = conditional.etag_of(data)
-    if status == 200 and conditional.matches(request, etag):
-        resp = web.Response(status=304)
-    else:
-        resp = web.Response(body=data, status=status, content_type="text/html",
-                            charset="utf-8")
-        if "gzip" in request.headers.get("Accept-Encoding", "") and len(data) > 1024:
-            resp.enable_compression()
-    if status == 200:
-        resp.headers["ETag"] = etag
-    resp.headers["Cache-Control"] = f"public, max-age={MAX_AGE if status == 200 else ERROR_MAX_AGE}"
-    resp.headers["Vary"] = "Accept-Encoding, Accept-Language"
-    templating.content_language(request, resp)
-    return resp
+    return templating.html_response(request, body, MAX_AGE, status)
 
 
 def _render(request: web.Request, template: str, context: dict[str, Any],

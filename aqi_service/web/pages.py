@@ -23,7 +23,7 @@ from aqi_service.aqi.schemes import (
     scheme_for_hour,
 )
 from aqi_service.storage import page_reads, reads
-from aqi_service.web import charts, conditional, keys, templating
+from aqi_service.web import charts, keys, templating
 from aqi_service.web import rankings as ranking
 from aqi_service.web.api import STATION_CODE
 from aqi_service.web.snapshot import daily_json, expected_hour, present, record_json
@@ -65,10 +65,8 @@ EARLIEST = date(2000, 1, 1)
 MAX_PARAM = 40
 MONTH = re.compile(r"^\d{4}-\d{2}$")
 STATIC_MAX_AGE = 3600
-CSP = ("default-src 'self'; script-src 'none'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'self'")
+CSP = templating.PAGE_CSP
 """The pages run no script at all; level colours are inline style attributes."""
-ERROR_MAX_AGE = 60
 
 
 class PageError(Exception):
@@ -97,26 +95,7 @@ def _until_publication(request: web.Request) -> int:
 
 
 def _send(request: web.Request, body: str, max_age: int, status: int = 200) -> web.Response:
-    """The page with a strong ETag (304 on a match), Cache-Control and gzip when asked."""
-    data = body.encode()
-    etag = conditional.etag_of(data)
-    if status == 200 and conditional.matches(request, etag):
-        resp = web.Response(status=304)
-    else:
-        resp = web.Response(body=data, status=status, content_type="text/html",
-                            charset="utf-8")
-        if "gzip" in request.headers.get("Accept-Encoding", "") and len(data) > 1024:
-            resp.enable_compression()
-    if status == 200:
-        resp.headers["ETag"] = etag
-        resp.headers["Cache-Control"] = f"public, max-age={max(max_age, 0)}"
-    else:
-        resp.headers["Cache-Control"] = f"public, max-age={ERROR_MAX_AGE}"
-    resp.headers["Vary"] = "Accept-Encoding, Accept-Language"
-    templating.content_language(request, resp)
-    resp.headers["Content-Security-Policy"] = CSP
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    return resp
+    return templating.html_response(request, body, max_age, status)
 
 
 def _render(request: web.Request, template: str, context: dict[str, Any], max_age: int,
@@ -155,7 +134,7 @@ def page(handler: Handler) -> Handler:
         except PageError as exc:
             return _render(request, "error.html", {
                 "status": exc.status, "message_zh": exc.message_zh,
-                "message_en": exc.message_en}, ERROR_MAX_AGE, status=exc.status)
+                "message_en": exc.message_en}, templating.ERROR_MAX_AGE, status=exc.status)
     wrapped.__doc__ = handler.__doc__
     return wrapped
 

@@ -17,6 +17,7 @@ import jinja2
 from aiohttp import web
 
 from aqi_service.aqi.schemes import SHANGHAI
+from aqi_service.web import conditional
 
 LANGS = ("zh", "en")
 DEFAULT_LANG = "zh"
@@ -96,6 +97,37 @@ def content_language(request: web.Request, resp: web.StreamResponse) -> web.Stre
     if not vary or "Accept-Language" not in vary:
         resp.headers["Vary"] = f"{vary}, Accept-Language" if vary else "Accept-Language"
     return resp
+
+
+PAGE_CSP = ("default-src 'self'; script-src 'none'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'self'")
+"""The pages use no script at all; only the widget's iframe may be framed elsewhere."""
+ERROR_MAX_AGE = 60
+"""Seconds an error page may be cached."""
+
+
+def html_response(request: web.Request, body: str, max_age: int,
+                  status: int = 200) -> web.Response:
+    """A page: strong ETag (304 on a match), Cache-Control, gzip when asked, language
+    headers, and a Content-Security-Policy that allows no script."""
+    data = body.encode()
+    etag = conditional.etag_of(data)
+    if status == 200 and conditional.matches(request, etag):
+        resp = web.Response(status=304)
+    else:
+        resp = web.Response(body=data, status=status, content_type="text/html",
+                            charset="utf-8")
+        if "gzip" in request.headers.get("Accept-Encoding", "") and len(data) > 1024:
+            resp.enable_compression()
+    if status == 200:
+        resp.headers["ETag"] = etag
+        resp.headers["Cache-Control"] = f"public, max-age={max(max_age, 0)}"
+    else:
+        resp.headers["Cache-Control"] = f"public, max-age={ERROR_MAX_AGE}"
+    resp.headers["Vary"] = "Accept-Encoding, Accept-Language"
+    resp.headers["Content-Security-Policy"] = PAGE_CSP
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return content_language(request, resp)
 
 
 def render_string(name: str, request: web.Request, context: Mapping[str, Any]) -> str:
