@@ -21,36 +21,44 @@ class HttpStats(Collector):
 
     def __init__(self, buckets: Sequence[float]) -> None:
         self.bounds = tuple(float(b) for b in buckets)
-        self.counts: dict[tuple[str, str, int], int] = {}
-        self._latency: dict[tuple[str, str], list[float]] = {}
-        """Per (route, method): a count per bucket (``le`` bound, then +Inf), then the sum."""
+        self._rows: dict[tuple[str, str, int], list[float]] = {}
+        """Per (route, method, status): a count per bucket (``le`` bound, then +Inf), then
+        the sum of the latencies."""
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """One request answered."""
-        key = (route, method, status)
-        self.counts[key] = self.counts.get(key, 0) + 1
-        latency = self._latency.get((route, method))
-        if latency is None:
-            latency = self._latency[(route, method)] = [0.0] * (len(self.bounds) + 2)
-        latency[bisect_left(self.bounds, seconds)] += 1   # first bound >= seconds (le)
-        latency[-1] += seconds
+        row = self._rows.get((route, method, status))
+        if row is None:
+            row = self._rows[(route, method, status)] = [0.0] * (len(self.bounds) + 2)
+        row[bisect_left(self.bounds, seconds)] += 1   # first bound >= seconds (le)
+        row[-1] += seconds
 
     def count(self, route: str, method: str, status: int) -> int:
         """Requests answered so far with these labels."""
-        return self.counts.get((route, method, status), 0)
+        row = self._rows.get((route, method, status))
+        return int(sum(row[:-1])) if row is not None else 0
+
+    def _latencies(self) -> dict[tuple[str, str], list[float]]:
+        """The rows summed over statuses: per (route, method)."""
+        merged: dict[tuple[str, str], list[float]] = {}
+        for (route, method, _), row in self._rows.items():
+            total = merged.setdefault((route, method), [0.0] * len(row))
+            for i, n in enumerate(row):
+                total[i] += n
+        return merged
 
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         requests = CounterMetricFamily(
             "aqi_http_requests", "HTTP requests by route template, method and status",
             labels=["route", "method", "status"])
-        for (route, method, status), n in sorted(self.counts.items()):
-            requests.add_metric([route, method, str(status)], n)
+        for (route, method, status), row in sorted(self._rows.items()):
+            requests.add_metric([route, method, str(status)], sum(row[:-1]))
         yield requests
         durations = HistogramMetricFamily(
             "aqi_http_request_duration_seconds",
             "Time to answer an HTTP request (streamed bodies included)",
             labels=["route", "method"])
-        for (route, method), latency in sorted(self._latency.items()):
+        for (route, method), latency in sorted(self._latencies().items()):
             cumulative, buckets = 0.0, []
             for bound, n in zip((*self.bounds, float("inf")), latency[:-1], strict=True):
                 cumulative += n

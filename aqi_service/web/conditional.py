@@ -29,8 +29,11 @@ def etag_of(body: bytes) -> str:
 def matches(request: web.Request, etag: str) -> bool:
     """Whether ``If-None-Match`` names ``etag`` (or ``*``)."""
     header = request.headers.get("If-None-Match")
-    if not header:
-        return False
+    return bool(header) and _names(header, etag)
+
+
+def _names(header: str, etag: str) -> bool:
+    """Whether an ``If-None-Match`` value names ``etag`` (or is ``*``)."""
     return header.strip() == "*" or etag in (t.strip() for t in header.split(","))
 
 
@@ -81,16 +84,18 @@ def respond(request: web.Request, body: bytes, etag: str, max_age: int,
     It is another representation, so it has its own strong ETag (``"…-gzip"``); a client
     holding either is answered 304.
     """
-    gz = gzipped is not None and len(body) > 1024 and "gzip" in request.headers.get(
-        "Accept-Encoding", "")
+    headers = request.headers
+    compressible = len(body) > 1024 and "gzip" in headers.get("Accept-Encoding", "")
+    gz = gzipped is not None and compressible
     tag = gzip_etag(etag) if gz else etag
-    if matches(request, tag) or (gzipped is not None and matches(request, gzip_etag(etag)
-                                                                  if not gz else etag)):
+    held = headers.get("If-None-Match")
+    if held and (_names(held, tag) or (gzipped is not None and _names(
+            held, gzip_etag(etag) if not gz else etag))):
         return web.Response(status=304, headers=_headers(tag, max_age, modified))
     if gz:
         return web.Response(body=gzipped, headers=_fixed_headers(tag, max_age, modified, "gzip"))
     resp = web.Response(body=body, headers=_fixed_headers(tag, max_age, modified, None))
-    if len(body) > 1024 and "gzip" in request.headers.get("Accept-Encoding", ""):
+    if compressible:
         resp.enable_compression()
     return resp
 

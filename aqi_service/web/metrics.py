@@ -26,9 +26,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 reads it."""
 
 
-def route_of(request: web.BaseRequest) -> str:
-    """The template of the route that matched ``request``, or ``unmatched``."""
-    route = request.match_info.route
+def route_of(info: web.UrlMappingMatchInfo) -> str:
+    """The template of the route of a request's match ``info``, or ``unmatched``."""
+    route = info.route
     resource = route.resource if route is not None else None
     return resource.canonical if resource is not None else UNMATCHED
 
@@ -45,13 +45,14 @@ class RequestObserver(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         try:
-            app = request.match_info.current_app  # type: ignore[attr-defined]
+            info = request.match_info  # type: ignore[attr-defined]
+            app = info.current_app
         except (AttributeError, AssertionError):   # not routed (a malformed request)
             return
         metrics = app.get(keys.METRICS)
         if metrics is not None:
-            metrics.request_done(route_of(request), request.method, response.status, time,
-                                 request.match_info.get("fmt"))
+            metrics.request_done(route_of(info), request.method, response.status, time,
+                                 info.get("fmt"))
         if self.logger.isEnabledFor(logging.DEBUG):
             self.logger.debug("%s %s %d %.1f ms", request.method, request.path,
                               response.status, time * 1000)
