@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -420,14 +420,33 @@ def _not_found(message: str) -> ApiError:
     return ApiError(404, "not_found", message)
 
 
-async def api_enterprises(request: web.Request) -> web.Response:
-    """``GET /api/v1/enterprises``."""
-    try:
-        async with request.app[keys.POOL].acquire() as conn:
-            page = await enterprise_page(conn, Query(request.query))
-    except BadFilter as exc:
-        raise _bad(exc) from None
-    return _list_json(request, "enterprises", page, hide=("id", "county_position"))
+def _list_handler(name: str, pager: Callable[[Any, Query], Awaitable[Page]],
+                  hide: tuple[str, ...] = ()) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A list endpoint: strict filters, one page from ``pager``, the list JSON."""
+    async def handler(request: web.Request) -> web.Response:
+        try:
+            async with request.app[keys.POOL].acquire() as conn:
+                page = await pager(conn, Query(request.query))
+        except BadFilter as exc:
+            raise _bad(exc) from None
+        return _list_json(request, name, page, hide=hide)
+    return handler
+
+
+async def by_id(request: web.Request,
+                load: Callable[[Any, int], Awaitable[dict[str, Any] | None]]
+                ) -> dict[str, Any] | None:
+    """The document of the ``{id}`` in the path (None: malformed or unknown)."""
+    object_id = record_id_of(request.match_info["id"])
+    if object_id is None:
+        return None
+    async with request.app[keys.POOL].acquire() as conn:
+        return await load(conn, object_id)
+
+
+api_enterprises = _list_handler("enterprises", enterprise_page,
+                                hide=("id", "county_position"))
+"""``GET /api/v1/enterprises``."""
 
 
 def enterprise_json(f: EnterpriseFile) -> dict[str, Any]:
@@ -472,23 +491,13 @@ async def api_enterprise(request: web.Request) -> web.Response:
     return conditional.json_response(request, enterprise_json(f), MAX_AGE)
 
 
-async def api_disclosures(request: web.Request) -> web.Response:
-    """``GET /api/v1/disclosures``."""
-    try:
-        async with request.app[keys.POOL].acquire() as conn:
-            page = await record_page(conn, Query(request.query))
-    except BadFilter as exc:
-        raise _bad(exc) from None
-    return _list_json(request, "disclosures", page)
+api_disclosures = _list_handler("disclosures", record_page)
+"""``GET /api/v1/disclosures``."""
 
 
 async def api_disclosure(request: web.Request) -> web.Response:
     """``GET /api/v1/disclosures/{id}``."""
-    record_id = record_id_of(request.match_info["id"])
-    doc = None
-    if record_id is not None:
-        async with request.app[keys.POOL].acquire() as conn:
-            doc = await record_file(conn, record_id)
+    doc = await by_id(request, record_file)
     if doc is None:
         raise _not_found(f"no disclosure record {request.match_info['id'][:40]!r}")
     return conditional.json_response(request, doc, MAX_AGE)
@@ -521,36 +530,20 @@ async def api_stats(request: web.Request) -> web.Response:
     return conditional.json_response(request, stats_json(stats), MAX_AGE)
 
 
-async def api_eia_list(request: web.Request) -> web.Response:
-    """``GET /api/v1/eia``."""
-    try:
-        async with request.app[keys.POOL].acquire() as conn:
-            page = await eia_page(conn, Query(request.query))
-    except BadFilter as exc:
-        raise _bad(exc) from None
-    return _list_json(request, "projects", page)
+api_eia_list = _list_handler("projects", eia_page)
+"""``GET /api/v1/eia``."""
 
 
 async def api_eia(request: web.Request) -> web.Response:
     """``GET /api/v1/eia/{id}``."""
-    project_id = record_id_of(request.match_info["id"])
-    doc = None
-    if project_id is not None:
-        async with request.app[keys.POOL].acquire() as conn:
-            doc = await eia_file(conn, project_id)
+    doc = await by_id(request, eia_file)
     if doc is None:
         raise _not_found(f"no EIA project {request.match_info['id'][:40]!r}")
     return conditional.json_response(request, doc, MAX_AGE)
 
 
-async def api_penalties(request: web.Request) -> web.Response:
-    """``GET /api/v1/penalties``."""
-    try:
-        async with request.app[keys.POOL].acquire() as conn:
-            page = await penalty_page(conn, Query(request.query))
-    except BadFilter as exc:
-        raise _bad(exc) from None
-    return _list_json(request, "penalties", page)
+api_penalties = _list_handler("penalties", penalty_page)
+"""``GET /api/v1/penalties``."""
 
 
 # -- set-up --------------------------------------------------------------------------------

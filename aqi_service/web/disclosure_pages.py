@@ -198,11 +198,7 @@ async def disclosures(request: web.Request) -> web.StreamResponse:
 
 async def record(request: web.Request) -> web.StreamResponse:
     """One record with its status and version history."""
-    record_id = api.record_id_of(request.match_info["id"])
-    doc = None
-    if record_id is not None:
-        async with request.app[keys.POOL].acquire() as conn:
-            doc = await api.record_file(conn, record_id)
+    doc = await api.by_id(request, api.record_file)
     if doc is None:
         raise PageError(404, "没有这条公开信息。", "No such disclosure record.")
     return _render(request, "disclosure/record.html", {"r": doc})
@@ -239,11 +235,7 @@ async def eia_projects(request: web.Request) -> web.StreamResponse:
 
 async def eia_project(request: web.Request) -> web.StreamResponse:
     """One EIA project and its stages."""
-    project_id = api.record_id_of(request.match_info["id"])
-    doc = None
-    if project_id is not None:
-        async with request.app[keys.POOL].acquire() as conn:
-            doc = await api.eia_file(conn, project_id)
+    doc = await api.by_id(request, api.eia_file)
     if doc is None:
         raise PageError(404, "没有这个环评项目。", "No such EIA project.")
     return _render(request, "disclosure/eia.html", {"p": doc})
