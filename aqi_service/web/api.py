@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +14,7 @@ from aqi_service.web import rankings as ranking
 from aqi_service.web.errors import ApiError
 from aqi_service.web.snapshot import daily_json, record_json
 
-STATION_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+STATION_CODE = params.STATION_CODE
 MAX_HOURLY_RANGE = timedelta(days=31)
 """Longest hourly series one request returns; longer ones come from the downloads."""
 MAX_DAILY_RANGE = timedelta(days=366)

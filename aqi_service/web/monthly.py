@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import hashlib
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -37,7 +36,6 @@ from aqi_service.web.codebook import columns, download_headers
 from aqi_service.web.errors import ApiError
 
 MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-STATION_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 HOUR = timedelta(hours=1)
 CLOSED_MAX_AGE = 30 * 86400
 CACHE_BYTES = 32 * 1024 * 1024
@@ -121,7 +119,7 @@ async def monthly_file(request: web.Request) -> web.Response:
     code, raw_month = request.match_info["code"], request.match_info["month"]
     start = month_start(raw_month)
     now = app[keys.CLOCK]()
-    if not STATION_CODE.match(code):
+    if not params.STATION_CODE.match(code):
         raise ApiError(404, "unknown_station", "no such station", {"station": code[:40]})
     if start.year < 1900 or start > now:
         raise ApiError(404, "no_data", f"no data for {raw_month}: the month has not begun"
@@ -144,7 +142,7 @@ async def monthly_file(request: web.Request) -> web.Response:
         if file is None:
             body = await _generate(conn, code, first, end)
             file = MonthlyFile(version, body,
-                               '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+                               conditional.etag_of(body),
                                ver["computed_at"])
             cache.put(key, file)
     closed = end + timedelta(hours=app[keys.CONFIG].collection.lookback_hours) <= now

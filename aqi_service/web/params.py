@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 
 from aiohttp import web
 
 from aqi_service.aqi.schemes import SHANGHAI
 from aqi_service.web.errors import ApiError
+
+STATION_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+"""What a station code in a path may look like (anything else is unknown: 404)."""
 
 MAX_PARAM = 200
 """Longest accepted parameter value (characters)."""

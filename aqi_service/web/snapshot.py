@@ -8,7 +8,6 @@ numbers indexed; full precision is in the research downloads.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -21,6 +20,7 @@ from aqi_service.aqi.batch import names
 from aqi_service.aqi.schemes import POLLUTANTS, SHANGHAI, get_scheme
 from aqi_service.aqi.series import DAILY_COUNTS, DAILY_FIELDS, HOURLY_COUNTS, HOURLY_FIELDS
 from aqi_service.config import Config
+from aqi_service.web.conditional import etag_of
 
 HOUR = timedelta(hours=1)
 LATE_HOURS = 1
@@ -196,7 +196,7 @@ class SnapshotStore:
                       "pm10": "µg/m³", "pm2_5": "µg/m³"},
         }
         body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        etag = etag_of(body)
         previous = self.current
         modified = previous.last_modified if previous and previous.etag == etag else now
         if previous is not None and previous.etag == etag:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import math
 import random
-import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from aqi_service.web import conditional, keys, templating
+from aqi_service.web.params import STATION_CODE
 from aqi_service.web.templating import LANGS, lang_for
 
 SCRIPT_PATH = Path(__file__).parent / "static" / "widget.js"
@@ -33,7 +33,6 @@ STALE_GRACE = timedelta(minutes=10)
 """Past ``next_expected_at`` by more than this, the shown hour is marked as delayed."""
 FRAME_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors *; "
              "base-uri 'none'; form-action 'none'")
-STATION_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 POLLUTANT_LABELS = {"so2": "SO₂", "no2": "NO₂", "co": "CO", "o3": "O₃", "pm10": "PM10",
                     "pm2_5": "PM2.5"}
 FRAME_PARAMS = {"lang": LANGS, "transparent": ("0", "1")}
