@@ -24,8 +24,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
+from test_openapi import _validator
 from yarl import URL
 
 from aqi_service.aqi.schemes import SHANGHAI
@@ -686,15 +685,6 @@ async def test_the_sample_data_stays_out_of_an_external_database_by_default(
 
 
 # -- OpenAPI -------------------------------------------------------------------------------
-
-def _validator(doc: dict, path: str, status: str) -> Draft202012Validator:
-    registry = Registry().with_resource("urn:api", Resource.from_contents(
-        {**doc, "$schema": "https://json-schema.org/draft/2020-12/schema"}))
-    pointer = ("urn:api#/paths/" + path.replace("~", "~0").replace("/", "~1")
-               + f"/get/responses/{status}/content/application~1json/schema")
-    return Draft202012Validator({"$schema": "https://json-schema.org/draft/2020-12/schema",
-                                 "$ref": pointer}, registry=registry)
-
 
 async def test_real_responses_conform_to_the_openapi_document(site: Site) -> None:
     async with site.pool.acquire() as conn, conn.transaction():

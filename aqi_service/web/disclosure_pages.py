@@ -18,6 +18,7 @@ from aqi_service.disclosure import models
 from aqi_service.storage import disclosure_reads as reads
 from aqi_service.web import charts, keys, templating
 from aqi_service.web import disclosure_api as api
+from aqi_service.web.pages import PageError
 from aqi_service.web.templating import lang_for
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -71,16 +72,6 @@ def _labeller(lang: str) -> Callable[[str, Any], str]:
         zh, en = LABELS.get(kind, {}).get(str(code), (str(code), str(code)))
         return en if lang == "en" else zh
     return label
-
-
-class PageError(Exception):
-    """A request answered with the HTML error page."""
-
-    def __init__(self, status: int, message_zh: str, message_en: str) -> None:
-        super().__init__(message_en)
-        self.status = status
-        self.message_zh = message_zh
-        self.message_en = message_en
 
 
 def _send(request: web.Request, body: str, status: int = 200) -> web.Response:
