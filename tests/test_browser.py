@@ -234,8 +234,12 @@ async def test_script_widget_backs_off_when_the_service_fails(
         await page.clock.fast_forward("00:44")
         await page.wait_for_timeout(200)
         assert len(calls) == 1
-        async with page.expect_request("**/api/v1/now"):
+        # The next back-off is set when the failed answer has been handled: wait for it
+        # before moving the clock on, or the delay would count from the later time.
+        async with page.expect_event("requestfinished",
+                                     lambda r: r.url.endswith("/api/v1/now")):
             await page.clock.fast_forward("01:47")
+        await page.wait_for_timeout(200)
         await page.clock.fast_forward("01:14")
         await page.wait_for_timeout(200)
         assert len(calls) == 2

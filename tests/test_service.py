@@ -90,6 +90,15 @@ async def test_now_answers_304_to_its_etag(client: TestClient) -> None:
     again = await client.get("/api/v1/now", headers={"Accept-Encoding": "gzip",
                                                       "If-None-Match": gz.headers["ETag"]})
     assert again.status == 304 and again.headers["ETag"] == gz.headers["ETag"]
+    # A cache holding the identity copy that now accepts gzip needs nothing new either:
+    # 304, naming the representation it would have been sent.
+    cross = await client.get("/api/v1/now", headers={"Accept-Encoding": "gzip, br",
+                                                      "If-None-Match": f'"x", {etag}'})
+    assert cross.status == 304 and cross.headers["ETag"] == gz.headers["ETag"]
+    assert cross.headers["Vary"] == "Accept-Encoding"
+    assert cross.headers["Access-Control-Allow-Origin"] == "*"
+    stale = await client.get("/api/v1/now", headers={"If-None-Match": '"other"'})
+    assert stale.status == 200
 
 
 async def test_health_and_readiness(client: TestClient) -> None:

@@ -25,13 +25,24 @@ class HttpStats(Collector):
         """Per (route, method, status): a count per bucket (``le`` bound, then +Inf), then
         the sum of the latencies."""
 
-    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        """One request answered."""
+    def row(self, route: str, method: str, status: int) -> list[float]:
+        """The numbers of one label set (created at zero); ``record`` moves them.
+
+        Callers on the request path look the row up once per kind of request and keep it.
+        """
         row = self._rows.get((route, method, status))
         if row is None:
             row = self._rows[(route, method, status)] = [0.0] * (len(self.bounds) + 2)
+        return row
+
+    def record(self, row: list[float], seconds: float) -> None:
+        """One request of ``row``'s label set answered in ``seconds``."""
         row[bisect_left(self.bounds, seconds)] += 1   # first bound >= seconds (le)
         row[-1] += seconds
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One request answered."""
+        self.record(self.row(route, method, status), seconds)
 
     def count(self, route: str, method: str, status: int) -> int:
         """Requests answered so far with these labels."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 import time
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import (
@@ -106,6 +107,8 @@ class Metrics:
         self.http = HttpStats(_HTTP_BUCKETS)
         """Requests and their latency (counted without locks; exposed at scrape time)."""
         reg.register(self.http)
+        self.request_slots: dict[Any, RequestSlot] = {}
+        """The request observer's ``request_slot`` per kind of request, under its own keys."""
         self.widget = Counter(
             "aqi_widget_requests", "Widget loads answered (script, or the iframe page)",
             ["kind"], registry=reg)
@@ -171,20 +174,52 @@ class Metrics:
                                   if isinstance(record.exception, Exception) else "other").inc()
 
     # HTTP
+    def request_slot(self, route: str, method: str, status: int) -> RequestSlot:
+        """What one kind of request (route template, method, status) moves.
+
+        The request observer keeps the slot per route and status, so that counting a
+        request is a lookup and two additions.
+        """
+        method = method if method in HTTP_METHODS else "other"
+        extra: Any = None
+        if status < 400:
+            if route == "/widget.js":
+                extra = self.widget.labels("script")
+            elif route.startswith("/widget/"):
+                extra = self.widget.labels("frame")
+            elif method == "GET" and route == DOWNLOAD_ROUTE:
+                extra = {fmt: self.downloads.labels("hourly", fmt)
+                         for fmt in (*DOWNLOAD_FORMATS, "other")}
+            elif method == "GET" and route.startswith(MONTHLY_PREFIX):
+                extra = self.downloads.labels("monthly", "csv.gz")
+        return RequestSlot(self.http, self.http.row(route, method, status), extra)
+
     def request_done(self, route: str, method: str, status: int, duration_s: float,
                      fmt: str | None = None) -> None:
         """One HTTP request answered (``route`` is a template or ``unmatched``)."""
-        method = method if method in HTTP_METHODS else "other"
-        self.http.observe(route, method, status, duration_s)
-        if status >= 400:
-            return
-        if route == "/widget.js":
-            self.widget.labels("script").inc()
-        elif route.startswith("/widget/"):
-            self.widget.labels("frame").inc()
-        elif method != "GET":
-            return
-        elif route == DOWNLOAD_ROUTE:
-            self.downloads.labels("hourly", fmt if fmt in DOWNLOAD_FORMATS else "other").inc()
-        elif route.startswith(MONTHLY_PREFIX):
-            self.downloads.labels("monthly", "csv.gz").inc()
+        self.request_slot(route, method, status).record(duration_s, fmt)
+
+
+class RequestSlot:
+    """The numbers one kind of answered request moves: its latency row in ``HttpStats``
+    (``row``, ``bounds``: the request observer updates them in place, the hot path) and,
+    for widget loads and downloads, a counter (per format for hourly downloads)."""
+
+    __slots__ = ("bounds", "counts", "row")
+
+    def __init__(self, stats: HttpStats, row: list[float], counts: Any) -> None:
+        self.bounds, self.row, self.counts = stats.bounds, row, counts
+
+    def record(self, seconds: float, fmt: str | None = None) -> None:
+        """One request answered in ``seconds`` (``fmt``: a download's format)."""
+        self.row[bisect_left(self.bounds, seconds)] += 1   # first bound >= seconds (le)
+        self.row[-1] += seconds
+        if self.counts is not None:
+            self.count(fmt)
+
+    def count(self, fmt: str | None) -> None:
+        """The widget or download counter of one answered request."""
+        counter = self.counts
+        if isinstance(counter, dict):
+            counter = counter[fmt if fmt in DOWNLOAD_FORMATS else "other"]
+        counter.inc()

@@ -65,9 +65,7 @@ async def now(request: web.Request) -> web.StreamResponse:
     """The latest hour for the city and every station, from the prepared snapshot."""
     snap = request.app[keys.SNAPSHOT].current
     assert snap is not None
-    return conditional.respond(request, snap.body, snap.etag,
-                               conditional.seconds_until(snap.next_expected_at),
-                               snap.last_modified, snap.gzipped)
+    return snap.response.respond(request)
 
 
 def _next_publication(request: web.Request) -> int:

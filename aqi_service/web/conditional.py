@@ -10,7 +10,7 @@ from email.utils import format_datetime
 from functools import lru_cache
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 STALE_WHILE_REVALIDATE = 300
@@ -98,6 +98,42 @@ def respond(request: web.Request, body: bytes, etag: str, max_age: int,
     if compressible:
         resp.enable_compression()
     return resp
+
+
+class Prepared:
+    """A body answered many times as is (the ``/now`` snapshot): what ``respond`` works out
+    per request — the gzip representation, its ETag, the header sets — done once.
+
+    ``expires_at`` is when the next publication is expected: ``max-age`` counts down to it.
+    """
+
+    __slots__ = ("_etags", "_expires", "_header_sets", "body", "etag", "gzipped", "modified")
+
+    def __init__(self, body: bytes, etag: str, modified: datetime, expires_at: datetime,
+                 gzipped: bytes) -> None:
+        self.body, self.etag, self.gzipped, self.modified = body, etag, gzipped, modified
+        self._etags = (etag, gzip_etag(etag))
+        self._expires = expires_at.timestamp()
+        self._header_sets: dict[tuple[int, bool], CIMultiDictProxy[str]] = {}
+
+    def respond(self, request: web.Request) -> web.Response:
+        """200 with the representation the client accepts, or 304 when it holds either."""
+        headers = request.headers
+        max_age = int(self._expires - time.time())
+        if max_age < 0:
+            max_age = 0
+        gz = "gzip" in headers.get(hdrs.ACCEPT_ENCODING, "")
+        held = headers.get(hdrs.IF_NONE_MATCH)
+        if held and any(_names(held, tag) for tag in self._etags):
+            return web.Response(status=304,
+                                headers=_headers(self._etags[gz], max_age, self.modified))
+        fixed = self._header_sets.get((max_age, gz))
+        if fixed is None:
+            if len(self._header_sets) > 8:      # max-age counts down: old ones are done
+                self._header_sets.clear()
+            fixed = self._header_sets[(max_age, gz)] = _fixed_headers(
+                self._etags[gz], max_age, self.modified, "gzip" if gz else None)
+        return web.Response(body=self.gzipped if gz else self.body, headers=fixed)
 
 
 def gzip_etag(etag: str) -> str:

@@ -8,13 +8,14 @@ process. Requests are labelled by route template (``/api/v1/stations/{code}``) o
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from prometheus_client import generate_latest
 
-from aqi_service.monitoring.metrics import UNMATCHED, Metrics
+from aqi_service.monitoring.metrics import HTTP_METHODS, UNMATCHED, Metrics
 from aqi_service.monitoring.scrape import ScrapeInputs
 from aqi_service.monitoring.stats import MonitoringStats
 from aqi_service.storage import migrations
@@ -43,17 +44,35 @@ class RequestObserver(AbstractAccessLogger):
     ``aqi_service.access`` logger at DEBUG it also writes an access line.
     """
 
+    def __init__(self, logger: logging.Logger, log_format: str) -> None:
+        super().__init__(logger, log_format)
+        # One observer per connection: the access line's level is read when it opens.
+        self._lines = logger.isEnabledFor(logging.DEBUG)
+
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         try:
             info = request.match_info  # type: ignore[attr-defined]
-            app = info.current_app
+            metrics = info.current_app.get(keys.METRICS)
         except (AttributeError, AssertionError):   # not routed (a malformed request)
             return
-        metrics = app.get(keys.METRICS)
         if metrics is not None:
-            metrics.request_done(route_of(info), request.method, response.status, time,
-                                 info.get("fmt"))
-        if self.logger.isEnabledFor(logging.DEBUG):
+            slots = metrics.request_slots
+            method = request.method
+            if method not in HTTP_METHODS:
+                method = "other"
+            # Matched routes are few and long-lived; every unmatched request is one key.
+            route = info.route if type(info) is web.UrlMappingMatchInfo else None
+            status = response.status
+            slot = slots.get((route, method, status))
+            if slot is None:
+                slot = slots[(route, method, status)] = metrics.request_slot(
+                    route_of(info), method, status)
+            row = slot.row
+            row[bisect_left(slot.bounds, time)] += 1
+            row[-1] += time
+            if slot.counts is not None:
+                slot.count(info.get("fmt"))
+        if self._lines:
             self.logger.debug("%s %s %d %.1f ms", request.method, request.path,
                               response.status, time * 1000)
 

@@ -20,7 +20,7 @@ from aqi_service.aqi.batch import names
 from aqi_service.aqi.schemes import POLLUTANTS, SHANGHAI, get_scheme
 from aqi_service.aqi.series import DAILY_COUNTS, DAILY_FIELDS, HOURLY_COUNTS, HOURLY_FIELDS
 from aqi_service.config import Config
-from aqi_service.web.conditional import etag_of
+from aqi_service.web.conditional import Prepared, etag_of
 
 HOUR = timedelta(hours=1)
 LATE_HOURS = 1
@@ -143,8 +143,10 @@ class Snapshot:
     last_modified: datetime
     next_expected_at: datetime
     data: dict[str, Any]
-    gzipped: bytes | None = None
+    gzipped: bytes
     """The body gzip-compressed once (widgets and browsers ask for gzip every time)."""
+    response: Prepared
+    """How ``/api/v1/now`` answers it (conditional, either representation)."""
 
 
 class SnapshotStore:
@@ -203,5 +205,6 @@ class SnapshotStore:
             packed = previous.gzipped
         else:
             packed = gzip.compress(body, compresslevel=6, mtime=0)
-        self.current = Snapshot(body, etag, modified, next_at, data, packed)
+        self.current = Snapshot(body, etag, modified, next_at, data, packed,
+                                Prepared(body, etag, modified, next_at, packed))
         return self.current
