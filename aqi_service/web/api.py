@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from aqi_service.storage import migrations, reads
 from aqi_service.web import conditional, downloads, keys, openapi, params
 from aqi_service.web import rankings as ranking
 from aqi_service.web.errors import ApiError
-from aqi_service.web.snapshot import daily_json, record_json
+from aqi_service.web.snapshot import SnapshotStore, daily_json, record_json
 
 STATION_CODE = params.STATION_CODE
 MAX_HOURLY_RANGE = timedelta(days=31)
@@ -61,11 +62,16 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if not reasons else 503)
 
 
-async def now(request: web.Request) -> web.StreamResponse:
-    """The latest hour for the city and every station, from the prepared snapshot."""
-    snap = request.app[keys.SNAPSHOT].current
-    assert snap is not None
-    return snap.response.respond(request)
+def now_handler(store: SnapshotStore) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``GET /api/v1/now`` answering from ``store`` (the app's, bound once: the hot path)."""
+
+    async def now(request: web.Request) -> web.Response:
+        """The latest hour for the city and every station, from the prepared snapshot."""
+        snap = store.current
+        assert snap is not None, "the snapshot is prepared before the app serves"
+        return snap.response.respond(request)
+
+    return now
 
 
 def _next_publication(request: web.Request) -> int:
@@ -235,7 +241,7 @@ def setup_routes(app: web.Application) -> None:
     """Register the routes."""
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/api/v1/now", now)
+    app.router.add_get("/api/v1/now", now_handler(app[keys.SNAPSHOT]))
     app.router.add_get("/api/v1/stations", stations)
     app.router.add_get("/api/v1/stations/{code}", station)
     app.router.add_get("/api/v1/stations/{code}/hourly", station_hourly)

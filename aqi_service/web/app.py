@@ -103,6 +103,7 @@ def create_app(
     app[keys.CONFIG] = cfg
     app[keys.CLOCK] = clock
     app[keys.EXTRA_STATIONS] = extra_station_configs(cfg)
+    app[keys.SNAPSHOT] = SnapshotStore(cfg)   # empty until start-up prepares it
     app.cleanup_ctx.append(_database_ctx(database_target))
     if any(s.source == "simulator" for s in cfg.stations):
         app.cleanup_ctx.append(_simulator_ctx(clock))
@@ -198,10 +199,8 @@ def _collector_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[No
 
 def _snapshot_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        store = SnapshotStore(app[keys.CONFIG])
         async with app[keys.POOL].acquire() as conn:
-            await store.refresh(conn, clock())
-        app[keys.SNAPSHOT] = store
+            await app[keys.SNAPSHOT].refresh(conn, clock())
         yield
     return ctx
 
