@@ -262,8 +262,12 @@ async def test_labels_stay_bounded_whatever_the_requests(quiet: TestClient) -> N
     await quiet.get("/api/v1/stations/LF01/hourly", params={"from": "junk"})
     await quiet.get("/api/v1/stations/NOPE/hourly", params={"from": "junk"})
     await quiet.get("/static/none.css")
+    for method in ("BREW", "PROPFIND"):
+        await quiet.request(method, f"/{junk(8)}")
+        await quiet.request(method, "/api/v1/now")
     await scrape(quiet)  # /metrics counts itself from its second scrape on
     before = await scrape(quiet)
+    slots = len(quiet.app[keys.METRICS].request_slots)
     unmatched = 0
     for i in range(200):
         kind = rng.randrange(5)
@@ -285,6 +289,11 @@ async def test_labels_stay_bounded_whatever_the_requests(quiet: TestClient) -> N
                 status="404")
             - get(before, "aqi_http_requests_total", route="unmatched", method="GET",
                   status="404")) == unmatched > 50
+    # Nor does what the request observer keeps per kind of request grow.
+    for method in ("BREW", "PROPFIND", "MKCOL"):
+        await quiet.request(method, f"/{junk(8)}")
+        await quiet.request(method, "/api/v1/now")
+    assert len(quiet.app[keys.METRICS].request_slots) == slots
 
 
 async def test_http_requests_are_counted_by_route_template(quiet: TestClient) -> None:
@@ -316,8 +325,9 @@ async def test_http_requests_are_counted_by_route_template(quiet: TestClient) ->
 
 async def test_widget_and_download_counts(config: Config) -> None:
     """The request observer on a small app with the widget's and the download's routes."""
-    app = web.Application(handler_args=handler_args())
-    app[keys.METRICS] = Metrics(config)
+    metrics = Metrics(config)
+    app = web.Application(handler_args=handler_args(metrics))
+    app[keys.METRICS] = metrics
 
     async def ok(request: web.Request) -> web.Response:
         if request.match_info.get("code") == "gone":

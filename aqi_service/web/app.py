@@ -21,6 +21,7 @@ from aqi_service.collect.client import create_session
 from aqi_service.collect.collector import Collector
 from aqi_service.collect.scheduler import Leader, Schedule
 from aqi_service.config import Config, StationConfig
+from aqi_service.monitoring.metrics import Metrics
 from aqi_service.storage import db, migrations, stations
 from aqi_service.storage.observations import ensure_partitions
 from aqi_service.web import keys
@@ -98,7 +99,9 @@ def create_app(
     clock = clock or _now
     # No middleware on the request path: errors get the envelope as their answers are
     # prepared, and requests are counted by the access-log hook (see web/metrics.py).
-    app = web.Application(client_max_size=1024 * 1024, handler_args=handler_args())
+    metrics = Metrics(cfg)   # this app's registry; the request observer is bound to it
+    app = web.Application(client_max_size=1024 * 1024, handler_args=handler_args(metrics))
+    app[keys.METRICS] = metrics
     app.on_response_prepare.append(envelope_errors)
     app[keys.CONFIG] = cfg
     app[keys.CLOCK] = clock

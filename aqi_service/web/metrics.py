@@ -34,44 +34,47 @@ def route_of(info: web.UrlMappingMatchInfo) -> str:
     return resource.canonical if resource is not None else UNMATCHED
 
 
+_MATCHED = web.UrlMappingMatchInfo
+
+
 class RequestObserver(AbstractAccessLogger):
     """Counts and times every answered request, by route template, method and status.
 
     aiohttp calls its access logger once per request, after the last byte of the answer
     (streamed bodies included) with the time taken, and after error answers are final —
     at no cost to the request path, unlike a middleware. The app factory installs it
-    through ``handler_args``, so every runner (``serve``, tests) uses it. With the
-    ``aqi_service.access`` logger at DEBUG it also writes an access line.
+    through ``handler_args(metrics)``, which binds it to the app's ``Metrics``, so every
+    runner (``serve``, tests) uses it. With the ``aqi_service.access`` logger at DEBUG it
+    also writes an access line.
     """
+
+    metrics: Metrics
+    """The app's instruments (set on the subclass ``handler_args`` makes for each app)."""
 
     def __init__(self, logger: logging.Logger, log_format: str) -> None:
         super().__init__(logger, log_format)
+        self._slots = self.metrics.request_slots
         # One observer per connection: the access line's level is read when it opens.
         self._lines = logger.isEnabledFor(logging.DEBUG)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         try:
             info = request.match_info  # type: ignore[attr-defined]
-            metrics = info.current_app.get(keys.METRICS)
         except (AttributeError, AssertionError):   # not routed (a malformed request)
             return
-        if metrics is not None:
-            slots = metrics.request_slots
-            method = request.method
-            if method not in HTTP_METHODS:
-                method = "other"
-            # Matched routes are few and long-lived; every unmatched request is one key.
-            route = info.route if type(info) is web.UrlMappingMatchInfo else None
-            status = response.status
-            slot = slots.get((route, method, status))
-            if slot is None:
-                slot = slots[(route, method, status)] = metrics.request_slot(
-                    route_of(info), method, status)
-            row = slot.row
-            row[bisect_left(slot.bounds, time)] += 1
-            row[-1] += time
-            if slot.counts is not None:
-                slot.count(info.get("fmt"))
+        method = request.method
+        if method not in HTTP_METHODS:
+            method = "other"
+        # Matched routes are few and long-lived; every unmatched request is one key.
+        key = (info.route if type(info) is _MATCHED else None, method, response.status)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = self.metrics.request_slot(route_of(info), method, key[2])
+        row = slot.row
+        row[bisect_left(slot.bounds, time)] += 1
+        row[-1] += time
+        if slot.counts is not None:
+            slot.count(info.get("fmt"))
         if self._lines:
             self.logger.debug("%s %s %d %.1f ms", request.method, request.path,
                               response.status, time * 1000)
@@ -80,9 +83,11 @@ class RequestObserver(AbstractAccessLogger):
 ACCESS_LOG = logging.getLogger("aqi_service.access")
 
 
-def handler_args() -> dict[str, Any]:
-    """``web.Application(handler_args=…)`` installing the request observer."""
-    return {"access_log_class": RequestObserver, "access_log": ACCESS_LOG}
+def handler_args(metrics: Metrics) -> dict[str, Any]:
+    """``web.Application(handler_args=…)`` installing a request observer bound to
+    ``metrics`` (aiohttp makes one observer per connection from the class it is given)."""
+    observer = type("RequestObserver", (RequestObserver,), {"metrics": metrics})
+    return {"access_log_class": observer, "access_log": ACCESS_LOG}
 
 
 async def scrape_inputs(app: web.Application) -> ScrapeInputs:
@@ -119,9 +124,9 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 
 def setup_metrics(app: web.Application) -> None:
-    """A registry for this app and ``/metrics`` (requests are counted by ``RequestObserver``)."""
+    """``/metrics`` and the monitoring statistics of the app's registry (``keys.METRICS``,
+    made with the app; requests are counted by ``RequestObserver``)."""
     cfg = app[keys.CONFIG]
-    metrics = Metrics(cfg)
-    app[keys.METRICS] = metrics
+    metrics = app[keys.METRICS]
     app[keys.MONITORING] = MonitoringStats(cfg, metrics, app[keys.CLOCK])
     app.router.add_get("/metrics", metrics_endpoint)
