@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from aiohttp import hdrs, web
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, istr
 
 STALE_WHILE_REVALIDATE = 300
 """Seconds a cache may serve a stale copy while it fetches a fresh one."""
@@ -56,17 +56,18 @@ def _fixed_headers(etag: str, max_age: int, modified: datetime | None,
                    encoding: str | None) -> CIMultiDictProxy[str]:
     """The headers of a 200 answer, built once per (validator, age, encoding)."""
     headers = CIMultiDict(_headers(etag, max_age, modified))
-    headers["Content-Type"] = "application/json; charset=utf-8"
+    headers[hdrs.CONTENT_TYPE] = "application/json; charset=utf-8"
     if encoding:
-        headers["Content-Encoding"] = encoding
+        headers[hdrs.CONTENT_ENCODING] = encoding
     return CIMultiDictProxy(headers)
 
 
-def _headers(etag: str, max_age: int, modified: datetime | None) -> dict[str, str]:
-    headers = {"ETag": etag, "Cache-Control": cache_control(max_age),
-               "Access-Control-Allow-Origin": "*", "Vary": "Accept-Encoding"}
+def _headers(etag: str, max_age: int, modified: datetime | None) -> dict[istr, str]:
+    # aiohttp's istr names: their case-folded form is computed once, not per response.
+    headers = {hdrs.ETAG: etag, hdrs.CACHE_CONTROL: cache_control(max_age),
+               hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: "*", hdrs.VARY: "Accept-Encoding"}
     if modified is not None:
-        headers["Last-Modified"] = http_date(modified)
+        headers[hdrs.LAST_MODIFIED] = http_date(modified)
     return headers
 
 
