@@ -201,17 +201,30 @@ async def _parquet(request: web.Request, resp: web.StreamResponse, arrow: Any,
     arrow_schema = parquet_export.schema(pa, columns(pollutants))
     spool = parquet_export.Spool()
     writer = pq.ParquetWriter(spool, arrow_schema, compression="zstd")
+    batches: list[Any] = []
+    rows = 0
+
+    async def flush() -> None:
+        nonlocal rows
+        # Encoding a row group takes a while: off the event loop.
+        group = pa.Table.from_batches(batches, schema=arrow_schema)
+        batches.clear()
+        rows = 0
+        await asyncio.to_thread(writer.write_table, group, row_group_size=len(group))
+        await resp.write(spool.take())
+
     try:
         async with _reading(request) as conn:
             cursor = await conn.cursor(reads.SELECT_DOWNLOAD, codes, first, last)
-            while recs := await cursor.fetch(parquet_export.ROW_GROUP):
-                # Building and encoding a row group takes a while: off the event loop.
-                table = await asyncio.to_thread(parquet_export.table, pa, arrow_schema, recs,
-                                                pollutants)
+            while recs := await cursor.fetch(parquet_export.FETCH):
+                batches.append(await asyncio.to_thread(parquet_export.batch, pa, arrow_schema,
+                                                       recs, pollutants))
+                rows += len(recs)
                 del recs
-                await asyncio.to_thread(writer.write_table, table)
-                del table
-                await resp.write(spool.take())
+                if rows >= parquet_export.ROW_GROUP:
+                    await flush()
+            if batches:
+                await flush()
     finally:
         writer.close()
     await resp.write(spool.take())

@@ -1,7 +1,8 @@
 """Parquet for the hourly download: row groups written to the response as they are made.
 
 pyarrow is optional (``pip install 'aqi-service[parquet]'``); without it the format answers
-501 with the envelope saying how to get it. Memory is one row group, whatever the range.
+501 with the envelope saying how to get it. Memory is one row group in Arrow's columns plus
+one fetch of records as Python objects, whatever the range.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from aqi_service.web.codebook import (
 from aqi_service.web.errors import ApiError
 
 ROW_GROUP = 8760
-"""Station-hours per row group (a station-year): a few MB of Python objects at most."""
+"""Station-hours per row group (a station-year): a few MB once in Arrow's columns."""
+FETCH = ROW_GROUP // 12
+"""Records read and converted at a time (730, a month of hours): the only ones ever held
+as Python objects; a row group is twelve of these batches."""
 INSTALL = "pip install 'aqi-service[parquet]'"
 
 
@@ -93,8 +97,8 @@ def _type(pa: Any, col: str) -> Any:
     return {"double": pa.float64(), "integer": pa.int16()}.get(datatype, pa.string())
 
 
-def table(pa: Any, arrow_schema: Any, recs: Sequence[Any], pollutants: list[str]) -> Any:
-    """One row group's table from stored records (values taken as they are, no rounding)."""
+def batch(pa: Any, arrow_schema: Any, recs: Sequence[Any], pollutants: list[str]) -> Any:
+    """An Arrow record batch of stored records (values taken as they are, no rounding)."""
     def get(name: str) -> list[Any]:
         return [r[name] for r in recs]
 
@@ -115,5 +119,5 @@ def table(pa: Any, arrow_schema: Any, recs: Sequence[Any], pollutants: list[str]
     for col in ("aqi", "level", "scheme", "revision"):
         data[col] = get(col)
     data["primary_pollutants"] = [";".join(names(m)) or None for m in get("primary_mask")]
-    return pa.table([pa.array(data[f.name], type=f.type) for f in arrow_schema],
-                    schema=arrow_schema)
+    return pa.RecordBatch.from_arrays([pa.array(data[f.name], type=f.type)
+                                       for f in arrow_schema], schema=arrow_schema)
