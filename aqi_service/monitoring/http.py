@@ -10,7 +10,7 @@ built from these numbers when ``/metrics`` is scraped. Labels are bounded: route
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -25,24 +25,18 @@ class HttpStats(Collector):
         """Per (route, method, status): a count per bucket (``le`` bound, then +Inf), then
         the sum of the latencies."""
 
-    def row(self, route: str, method: str, status: int) -> list[float]:
-        """The numbers of one label set (created at zero); ``record`` moves them.
-
-        Callers on the request path look the row up once per kind of request and keep it.
-        """
+    def slot(self, route: str, method: str, status: int,
+             counts: Callable[[str | None], None] | None = None) -> RequestSlot:
+        """The numbers of one label set (created at zero), to be kept by the caller: the
+        request path looks a slot up once per kind of request."""
         row = self._rows.get((route, method, status))
         if row is None:
             row = self._rows[(route, method, status)] = [0.0] * (len(self.bounds) + 2)
-        return row
-
-    def record(self, row: list[float], seconds: float) -> None:
-        """One request of ``row``'s label set answered in ``seconds``."""
-        row[bisect_left(self.bounds, seconds)] += 1   # first bound >= seconds (le)
-        row[-1] += seconds
+        return RequestSlot(self.bounds, row, counts)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """One request answered."""
-        self.record(self.row(route, method, status), seconds)
+        self.slot(route, method, status).record(seconds)
 
     def count(self, route: str, method: str, status: int) -> int:
         """Requests answered so far with these labels."""
@@ -76,3 +70,22 @@ class HttpStats(Collector):
                 buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
             durations.add_metric([route, method], buckets, sum_value=latency[-1])
         yield durations
+
+
+class RequestSlot:
+    """One label set's latency row in ``HttpStats`` and, for widget loads and downloads,
+    ``counts`` (called with a download's format) moving their own counter."""
+
+    __slots__ = ("bounds", "counts", "row")
+
+    def __init__(self, bounds: tuple[float, ...], row: list[float],
+                 counts: Callable[[str | None], None] | None) -> None:
+        self.bounds, self.row, self.counts = bounds, row, counts
+
+    def record(self, seconds: float, fmt: str | None = None) -> None:
+        """One request answered in ``seconds`` (``fmt``: a download's format)."""
+        row = self.row
+        row[bisect_left(self.bounds, seconds)] += 1   # first bound >= seconds (le)
+        row[-1] += seconds
+        if self.counts is not None:
+            self.counts(fmt)

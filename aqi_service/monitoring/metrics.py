@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import platform
 import time
-from bisect import bisect_left
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import (
@@ -25,7 +25,7 @@ from prometheus_client.gc_collector import GCCollector
 from aqi_service import __version__
 from aqi_service.collect.collector import RunSummary
 from aqi_service.config import Config
-from aqi_service.monitoring.http import HttpStats
+from aqi_service.monitoring.http import HttpStats, RequestSlot
 from aqi_service.monitoring.scrape import ServiceCollector
 
 POLL_OUTCOMES = ("ok", "rejected", "bad_payload", "timeout", "connection", "http_5xx",
@@ -175,51 +175,25 @@ class Metrics:
 
     # HTTP
     def request_slot(self, route: str, method: str, status: int) -> RequestSlot:
-        """What one kind of request (route template, method, status) moves.
-
-        The request observer keeps the slot per route and status, so that counting a
-        request is a lookup and two additions.
-        """
+        """What one kind of request (route template, method, status) moves; the request
+        observer keeps it, so that counting a request is a look-up and two additions."""
         method = method if method in HTTP_METHODS else "other"
-        extra: Any = None
+        counts: Callable[[str | None], None] | None = None
         if status < 400:
             if route == "/widget.js":
-                extra = self.widget.labels("script")
+                counts = _inc(self.widget.labels("script"))
             elif route.startswith("/widget/"):
-                extra = self.widget.labels("frame")
+                counts = _inc(self.widget.labels("frame"))
             elif method == "GET" and route == DOWNLOAD_ROUTE:
-                extra = {fmt: self.downloads.labels("hourly", fmt)
-                         for fmt in (*DOWNLOAD_FORMATS, "other")}
+                by_format = {fmt: self.downloads.labels("hourly", fmt)
+                             for fmt in (*DOWNLOAD_FORMATS, "other")}
+
+                def counts(fmt: str | None) -> None:
+                    by_format[fmt if fmt in DOWNLOAD_FORMATS else "other"].inc()
             elif method == "GET" and route.startswith(MONTHLY_PREFIX):
-                extra = self.downloads.labels("monthly", "csv.gz")
-        return RequestSlot(self.http, self.http.row(route, method, status), extra)
-
-    def request_done(self, route: str, method: str, status: int, duration_s: float,
-                     fmt: str | None = None) -> None:
-        """One HTTP request answered (``route`` is a template or ``unmatched``)."""
-        self.request_slot(route, method, status).record(duration_s, fmt)
+                counts = _inc(self.downloads.labels("monthly", "csv.gz"))
+        return self.http.slot(route, method, status, counts)
 
 
-class RequestSlot:
-    """The numbers one kind of answered request moves: its latency row in ``HttpStats``
-    (``row``, ``bounds``: the request observer updates them in place, the hot path) and,
-    for widget loads and downloads, a counter (per format for hourly downloads)."""
-
-    __slots__ = ("bounds", "counts", "row")
-
-    def __init__(self, stats: HttpStats, row: list[float], counts: Any) -> None:
-        self.bounds, self.row, self.counts = stats.bounds, row, counts
-
-    def record(self, seconds: float, fmt: str | None = None) -> None:
-        """One request answered in ``seconds`` (``fmt``: a download's format)."""
-        self.row[bisect_left(self.bounds, seconds)] += 1   # first bound >= seconds (le)
-        self.row[-1] += seconds
-        if self.counts is not None:
-            self.count(fmt)
-
-    def count(self, fmt: str | None) -> None:
-        """The widget or download counter of one answered request."""
-        counter = self.counts
-        if isinstance(counter, dict):
-            counter = counter[fmt if fmt in DOWNLOAD_FORMATS else "other"]
-        counter.inc()
+def _inc(counter: Any) -> Callable[[str | None], None]:
+    return lambda _fmt: counter.inc()

@@ -15,7 +15,6 @@ from aqi_service.web import rankings as ranking
 from aqi_service.web.errors import ApiError
 from aqi_service.web.snapshot import SnapshotStore, daily_json, record_json
 
-STATION_CODE = params.STATION_CODE
 MAX_HOURLY_RANGE = timedelta(days=31)
 """Longest hourly series one request returns; longer ones come from the downloads."""
 MAX_DAILY_RANGE = timedelta(days=366)
@@ -91,7 +90,7 @@ def _station_json(row: Any) -> dict[str, Any]:
 
 async def _known_station(request: web.Request, conn: Any) -> Any:
     code = request.match_info["code"]
-    if not STATION_CODE.match(code):
+    if not params.STATION_CODE.match(code):
         raise ApiError(404, "unknown_station", "no such station", {"station": code[:40]})
     row = await reads.station(conn, code)
     if row is None:

@@ -78,44 +78,31 @@ def cache_headers(resp: web.StreamResponse, etag: str, max_age: int,
 
 
 def respond(request: web.Request, body: bytes, etag: str, max_age: int,
-            modified: datetime | None = None, gzipped: bytes | None = None) -> web.Response:
-    """200 with the body, or 304 when the client already has it.
-
-    ``gzipped``, the body compressed ahead of time, goes as is to clients that accept gzip.
-    It is another representation, so it has its own strong ETag (``"…-gzip"``); a client
-    holding either is answered 304.
-    """
-    headers = request.headers
-    compressible = len(body) > 1024 and "gzip" in headers.get("Accept-Encoding", "")
-    gz = gzipped is not None and compressible
-    tag = gzip_etag(etag) if gz else etag
-    held = headers.get("If-None-Match")
-    if held and (_names(held, tag) or (gzipped is not None and _names(
-            held, gzip_etag(etag) if not gz else etag))):
-        return web.Response(status=304, headers=_headers(tag, max_age, modified))
-    if gz:
-        return web.Response(body=gzipped, headers=_fixed_headers(tag, max_age, modified, "gzip"))
-    resp = web.Response(body=body, headers=_fixed_headers(tag, max_age, modified, None))
-    if compressible:
+            modified: datetime | None = None) -> web.Response:
+    """200 with the body (gzip-compressed when accepted and worth it), or 304 when the
+    client already has it."""
+    if matches(request, etag):
+        return web.Response(status=304, headers=_headers(etag, max_age, modified))
+    resp = web.Response(body=body, headers=_fixed_headers(etag, max_age, modified, None))
+    if len(body) > 1024 and "gzip" in request.headers.get(hdrs.ACCEPT_ENCODING, ""):
         resp.enable_compression()
     return resp
 
 
 class Prepared:
-    """A body answered many times as is (the ``/now`` snapshot): what ``respond`` works out
-    per request — the gzip representation, its ETag, the header sets — done once.
+    """A body answered many times as is (the ``/now`` snapshot), with its gzip copy and both
+    representations' strong ETags made once; the header sets come from ``_fixed_headers``.
 
     ``expires_at`` is when the next publication is expected: ``max-age`` counts down to it.
     """
 
-    __slots__ = ("_etags", "_expires", "_header_sets", "body", "etag", "gzipped", "modified")
+    __slots__ = ("_etags", "_expires", "body", "etag", "gzipped", "modified")
 
     def __init__(self, body: bytes, etag: str, modified: datetime, expires_at: datetime,
                  gzipped: bytes) -> None:
         self.body, self.etag, self.gzipped, self.modified = body, etag, gzipped, modified
         self._etags = (etag, gzip_etag(etag))
         self._expires = expires_at.timestamp()
-        self._header_sets: dict[tuple[int, bool], CIMultiDictProxy[str]] = {}
 
     def respond(self, request: web.Request) -> web.Response:
         """200 with the representation the client accepts, or 304 when it holds either."""
@@ -128,13 +115,8 @@ class Prepared:
         if held and any(_names(held, tag) for tag in self._etags):
             return web.Response(status=304,
                                 headers=_headers(self._etags[gz], max_age, self.modified))
-        fixed = self._header_sets.get((max_age, gz))
-        if fixed is None:
-            if len(self._header_sets) > 8:      # max-age counts down: old ones are done
-                self._header_sets.clear()
-            fixed = self._header_sets[(max_age, gz)] = _fixed_headers(
-                self._etags[gz], max_age, self.modified, "gzip" if gz else None)
-        return web.Response(body=self.gzipped if gz else self.body, headers=fixed)
+        return web.Response(body=self.gzipped if gz else self.body, headers=_fixed_headers(
+            self._etags[gz], max_age, self.modified, "gzip" if gz else None))
 
 
 def gzip_etag(etag: str) -> str:

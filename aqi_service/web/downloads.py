@@ -202,14 +202,11 @@ async def _parquet(request: web.Request, resp: web.StreamResponse, arrow: Any,
     spool = parquet_export.Spool()
     writer = pq.ParquetWriter(spool, arrow_schema, compression="zstd")
     batches: list[Any] = []
-    rows = 0
 
     async def flush() -> None:
-        nonlocal rows
         # Encoding a row group takes a while: off the event loop.
         group = pa.Table.from_batches(batches, schema=arrow_schema)
         batches.clear()
-        rows = 0
         await asyncio.to_thread(writer.write_table, group, row_group_size=len(group))
         await resp.write(spool.take())
 
@@ -219,9 +216,8 @@ async def _parquet(request: web.Request, resp: web.StreamResponse, arrow: Any,
             while recs := await cursor.fetch(parquet_export.FETCH):
                 batches.append(await asyncio.to_thread(parquet_export.batch, pa, arrow_schema,
                                                        recs, pollutants))
-                rows += len(recs)
                 del recs
-                if rows >= parquet_export.ROW_GROUP:
+                if sum(b.num_rows for b in batches) >= parquet_export.ROW_GROUP:
                     await flush()
             if batches:
                 await flush()

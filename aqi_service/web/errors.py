@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 from aiohttp import web
-
-log = logging.getLogger(__name__)
 
 
 class ApiError(web.HTTPException):
@@ -17,18 +14,12 @@ class ApiError(web.HTTPException):
     def __init__(self, status: int, code: str, message: str,
                  details: dict[str, Any] | None = None) -> None:
         self.status_code = status
-        super().__init__(
-            text=json.dumps({"error": {"code": code, "message": message,
-                                       "details": details or {}}}, ensure_ascii=False),
-            content_type="application/json")
+        super().__init__(text=_body(code, message, details), content_type="application/json")
 
 
-def envelope(status: int, code: str, message: str,
-             details: dict[str, Any] | None = None) -> web.Response:
-    """An error response in the envelope."""
-    return web.json_response(
-        {"error": {"code": code, "message": message, "details": details or {}}},
-        status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+def _body(code: str, message: str, details: dict[str, Any] | None = None) -> str:
+    return json.dumps({"error": {"code": code, "message": message, "details": details or {}}},
+                      ensure_ascii=False)
 
 
 ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
@@ -54,30 +45,8 @@ async def envelope_errors(request: web.BaseRequest, response: web.StreamResponse
         return
     code = ERROR_CODES.get(status, "http_error")
     message = "internal server error" if status == 500 else (response.reason or code)
-    body = json.dumps({"error": {"code": code, "message": message, "details": {}}},
-                      ensure_ascii=False).encode()
+    body = _body(code, message).encode()
     response.body = body
     response.headers["Content-Length"] = str(len(body))   # set already for the old body
     response.content_type = "application/json"
     response.charset = "utf-8"
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Map every failure to the envelope; never leak internals in a 500.
-
-    (The service uses ``envelope_errors``; this middleware form serves small apps.)
-    """
-    try:
-        return await handler(request)
-    except ApiError:
-        raise
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
-            exc.status, "http_error")
-        return envelope(exc.status, code, exc.reason)
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return envelope(500, "internal_error", "internal server error")

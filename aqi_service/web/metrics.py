@@ -8,7 +8,6 @@ process. Requests are labelled by route template (``/api/v1/stations/{code}``) o
 from __future__ import annotations
 
 import logging
-from bisect import bisect_left
 from typing import Any
 
 from aiohttp import web
@@ -70,11 +69,7 @@ class RequestObserver(AbstractAccessLogger):
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = self.metrics.request_slot(route_of(info), method, key[2])
-        row = slot.row
-        row[bisect_left(slot.bounds, time)] += 1
-        row[-1] += time
-        if slot.counts is not None:
-            slot.count(info.get("fmt"))
+        slot.record(time, info.get("fmt"))
         if self._lines:
             self.logger.debug("%s %s %d %.1f ms", request.method, request.path,
                               response.status, time * 1000)

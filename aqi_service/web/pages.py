@@ -25,7 +25,7 @@ from aqi_service.aqi.schemes import (
 from aqi_service.storage import page_reads, reads
 from aqi_service.web import charts, keys, templating
 from aqi_service.web import rankings as ranking
-from aqi_service.web.api import STATION_CODE
+from aqi_service.web.params import STATION_CODE
 from aqi_service.web.snapshot import daily_json, expected_hour, present, record_json
 from aqi_service.web.templating import lang_for
 
@@ -65,8 +65,6 @@ EARLIEST = date(2000, 1, 1)
 MAX_PARAM = 40
 MONTH = re.compile(r"^\d{4}-\d{2}$")
 STATIC_MAX_AGE = 3600
-CSP = templating.PAGE_CSP
-"""The pages run no script at all; level colours are inline style attributes."""
 
 
 class PageError(Exception):

@@ -143,10 +143,9 @@ class Snapshot:
     last_modified: datetime
     next_expected_at: datetime
     data: dict[str, Any]
-    gzipped: bytes
-    """The body gzip-compressed once (widgets and browsers ask for gzip every time)."""
     response: Prepared
-    """How ``/api/v1/now`` answers it (conditional, either representation)."""
+    """How ``/api/v1/now`` answers it: conditional, with the body gzip-compressed once
+    (widgets and browsers ask for gzip every time)."""
 
 
 class SnapshotStore:
@@ -202,9 +201,9 @@ class SnapshotStore:
         previous = self.current
         modified = previous.last_modified if previous and previous.etag == etag else now
         if previous is not None and previous.etag == etag:
-            packed = previous.gzipped
+            packed = previous.response.gzipped
         else:
             packed = gzip.compress(body, compresslevel=6, mtime=0)
-        self.current = Snapshot(body, etag, modified, next_at, data, packed,
+        self.current = Snapshot(body, etag, modified, next_at, data,
                                 Prepared(body, etag, modified, next_at, packed))
         return self.current
