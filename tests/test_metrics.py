@@ -303,6 +303,13 @@ async def test_http_requests_are_counted_by_route_template(quiet: TestClient) ->
     assert (await quiet.get("/api/v1/stations/LF02")).status == 200
     assert (await quiet.get("/api/v1/stations/NOPE")).status == 404
     assert (await quiet.post("/api/v1/now")).status == 405
+    # /now's serialised answers (200, 304, HEAD) and aiohttp's own path are counted alike.
+    now = await quiet.get("/api/v1/now")
+    assert now.status == 200
+    assert (await quiet.get("/api/v1/now", headers={"If-None-Match": now.headers["ETag"]})
+            ).status == 304
+    assert (await quiet.head("/api/v1/now")).status == 200
+    assert (await quiet.get("/api/v1/now", headers={"Connection": "close"})).status == 200
     dl = await quiet.get("/api/v1/download/hourly.csv",
                          params={"stations": "LF01", "from": "2026-11-20T00:00",
                                  "to": "2026-11-20T02:00"})
@@ -320,6 +327,11 @@ async def test_http_requests_are_counted_by_route_template(quiet: TestClient) ->
     assert delta("aqi_http_requests_total", route="unmatched", method="POST",
                  status="405") == 1
     assert delta("aqi_downloads_total", dataset="hourly", format="csv") == 1
+    now_route = "/api/v1/now"
+    assert delta("aqi_http_requests_total", route=now_route, method="GET", status="200") == 2
+    assert delta("aqi_http_requests_total", route=now_route, method="GET", status="304") == 1
+    assert delta("aqi_http_requests_total", route=now_route, method="HEAD", status="200") == 1
+    assert delta("aqi_http_request_duration_seconds_count", route=now_route, method="GET") == 3
     assert delta("aqi_http_requests_total", route="/metrics", method="GET", status="200") == 1
 
 

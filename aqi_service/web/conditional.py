@@ -6,11 +6,13 @@ import hashlib
 import json
 import time
 from datetime import datetime, timezone
-from email.utils import format_datetime
+from email.utils import format_datetime, formatdate
 from functools import lru_cache
 from typing import Any
 
-from aiohttp import hdrs, web
+from aiohttp import HttpVersion11, hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http import SERVER_SOFTWARE
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 
 STALE_WHILE_REVALIDATE = 300
@@ -89,34 +91,119 @@ def respond(request: web.Request, body: bytes, etag: str, max_age: int,
     return resp
 
 
-class Prepared:
-    """A body answered many times as is (the ``/now`` snapshot), with its gzip copy and both
-    representations' strong ETags made once; the header sets come from ``_fixed_headers``.
+class Serialized(web.StreamResponse):
+    """An answer whose status line, headers and body are one prepared ``bytes`` object,
+    written to the connection as it is.
 
-    ``expires_at`` is when the next publication is expected: ``max-age`` counts down to it.
+    aiohttp's own path builds a header dict per response, serialises it, and (on Python
+    before 3.12.9) joins head and body into a new buffer before sending; for ``/now`` that
+    was a fifth of the request's cost. Only ``Prepared`` makes these, and only for what
+    needs no per-request decision from aiohttp: HTTP/1.1 ``GET``/``HEAD`` on a connection
+    the client keeps open, status 200 or 304. Such an answer skips ``on_response_prepare``,
+    whose one receiver (the error envelope) has nothing to do for them.
     """
 
-    __slots__ = ("_etags", "_expires", "body", "etag", "gzipped", "modified")
+    def __init__(self, status: int, wire: bytes) -> None:
+        super().__init__(status=status)
+        self._wire = wire
+        self._keep_alive = True   # aiohttp reads this after the answer: keep the connection
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self._eof_sent:
+            return None
+        if self._payload_writer is None:
+            self._req = request
+            self._payload_writer = request.writer
+        return self._payload_writer
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        if self._eof_sent:
+            return
+        writer = self._payload_writer
+        assert writer is not None, "prepare() comes first"
+        await writer.write_eof(self._wire)   # one transport write, then drain
+        self._eof_sent = True
+        self._body_length = len(self._wire)
+        self._req = None
+        self._payload_writer = None
+
+
+_NOT_MODIFIED = 304
+_HEAD = 2
+_GZIP = 1
+
+
+class Prepared:
+    """A body answered many times as is (the ``/now`` snapshot), with its gzip copy and both
+    representations' strong ETags made once.
+
+    ``expires_at`` is when the next publication is expected: ``max-age`` counts down to it,
+    in whole seconds that never overstate it. The complete answers (status line, headers,
+    body) are serialised once per second and kind — 200 or 304, identity or gzip, ``GET``
+    or ``HEAD`` — and sent as ``Serialized``; any other request (HTTP/1.0, ``Connection:
+    close``) gets the same headers through aiohttp's usual path.
+    """
+
+    __slots__ = ("_etags", "_expires", "_second", "_wires", "body", "etag", "gzipped",
+                 "modified")
 
     def __init__(self, body: bytes, etag: str, modified: datetime, expires_at: datetime,
                  gzipped: bytes) -> None:
         self.body, self.etag, self.gzipped, self.modified = body, etag, gzipped, modified
         self._etags = (etag, gzip_etag(etag))
         self._expires = expires_at.timestamp()
+        self._second = -1
+        self._wires: dict[int, bytes] = {}
 
-    def respond(self, request: web.Request) -> web.Response:
+    def respond(self, request: web.BaseRequest) -> web.StreamResponse:
         """200 with the representation the client accepts, or 304 when it holds either."""
         headers = request.headers
-        max_age = int(self._expires - time.time())
-        if max_age < 0:
-            max_age = 0
         gz = "gzip" in headers.get(hdrs.ACCEPT_ENCODING, "")
         held = headers.get(hdrs.IF_NONE_MATCH)
+        status = 200
         if held and any(_names(held, tag) for tag in self._etags):
-            return web.Response(status=304,
+            status = _NOT_MODIFIED
+        second = int(time.time())
+        method = request.method
+        if (request.version == HttpVersion11 and request.keep_alive
+                and (method == "GET" or method == "HEAD")):
+            if second != self._second:
+                self._second, self._wires = second, {}
+            kind = status + gz + (_HEAD if method == "HEAD" else 0)
+            wire = self._wires.get(kind)
+            if wire is None:
+                wire = self._wires[kind] = self._serialise(status, gz, method == "HEAD", second)
+            return Serialized(status, wire)
+        max_age = self._max_age(second)
+        if status == _NOT_MODIFIED:
+            return web.Response(status=status,
                                 headers=_headers(self._etags[gz], max_age, self.modified))
         return web.Response(body=self.gzipped if gz else self.body, headers=_fixed_headers(
             self._etags[gz], max_age, self.modified, "gzip" if gz else None))
+
+    def _max_age(self, second: int) -> int:
+        """Whole seconds left until ``expires_at`` at any moment of ``second``."""
+        return max(int(self._expires - second) - 1, 0)
+
+    def _serialise(self, status: int, gz: bool, head: bool, second: int) -> bytes:
+        """The whole answer on the wire: what aiohttp would send for it, byte for byte but
+        for the order of the headers."""
+        fields = _headers(self._etags[gz], self._max_age(second), self.modified)
+        body = self.gzipped if gz else self.body
+        if status == _NOT_MODIFIED:      # no body, so no Content-Length or -Type (RFC 9110)
+            reason = "Not Modified"
+        else:
+            reason = "OK"
+            fields[hdrs.CONTENT_TYPE] = "application/json; charset=utf-8"
+            if gz:
+                fields[hdrs.CONTENT_ENCODING] = "gzip"
+            fields[hdrs.CONTENT_LENGTH] = str(len(body))
+        fields[hdrs.DATE] = formatdate(second, usegmt=True)
+        fields[hdrs.SERVER] = SERVER_SOFTWARE
+        lines = [f"HTTP/1.1 {status} {reason}"]
+        lines.extend(f"{name}: {value}" for name, value in fields.items())
+        head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return head_bytes if head or status == _NOT_MODIFIED else head_bytes + body
 
 
 def gzip_etag(etag: str) -> str:
