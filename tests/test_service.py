@@ -101,6 +101,20 @@ async def test_now_answers_304_to_its_etag(client: TestClient) -> None:
     assert stale.status == 200
 
 
+async def test_now_answers_alike_on_either_path(client: TestClient) -> None:
+    # Kept-alive HTTP/1.1 gets the serialised answer, Connection: close aiohttp's own: the
+    # service's app must not add to one what the other lacks.
+    for headers in ({}, {"Accept-Encoding": "gzip"}):
+        fast = await client.get("/api/v1/now", headers=headers)
+        slow = await client.get("/api/v1/now", headers={**headers, "Connection": "close"})
+        assert fast.status == slow.status == 200
+        assert await fast.read() == await slow.read()
+        names = {h.lower() for h in fast.headers} | {"connection"}
+        assert names == {h.lower() for h in slow.headers}
+        for name in names - {"date", "connection", "cache-control"}:
+            assert fast.headers[name] == slow.headers[name], name
+
+
 async def test_health_and_readiness(client: TestClient) -> None:
     assert (await client.get("/healthz")).status == 200
     ready = await client.get("/readyz")
