@@ -161,6 +161,11 @@ async def test_jsonl_and_gzip_and_pollutant_choice(client: TestClient) -> None: 
     assert len(lines) == 48
     first = json.loads(lines[0])
     assert "pm2_5_24h" in first and "o3_8h_24h" in first and "so2" not in first
+    refused = await client.get("/api/v1/download/hourly.jsonl",
+                               headers={"Accept-Encoding": "gzip;q=0, deflate"},
+                               params={**RANGE, "stations": "LF03"}, auto_decompress=False)
+    assert "Content-Encoding" not in refused.headers
+    assert len((await refused.read()).decode().splitlines()) == 48
 
 
 @pytest.mark.parametrize(("query", "parameter"), [

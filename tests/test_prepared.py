@@ -177,3 +177,18 @@ def test_answers_are_made_once_per_second_and_kind() -> None:
         for moment in (second, second + 0.5, second + 0.999):
             assert age <= max(expires - moment, 0)
             assert age >= expires - moment - 2
+
+
+@pytest.mark.parametrize(("header", "gzip_ok"), [
+    ("gzip", True), ("GZIP", True), ("gzip, deflate, br, zstd", True), ("x-gzip", True),
+    ("br;q=1.0, gzip;q=0.5", True), ("*", True), ("identity, *;q=0.1", True),
+    ("", False), ("identity", False), ("deflate, br", False), ("gzip;q=0", False),
+    ("gzip; q=0.000", False), ("*;q=0", False), ("gzip;q=0, *", False),
+    ("gzip;q=abc", False), ("br;q=0.9, *;q=0", False),
+])
+async def test_gzip_is_sent_only_where_accepted(server, header: str, gzip_ok: bool) -> None:
+    srv, _, _ = server
+    [(status, headers, body)] = await exchange(srv, request(Accept_Encoding=header))
+    assert status == "HTTP/1.1 200 OK"
+    assert (headers.get("content-encoding") == "gzip") is gzip_ok
+    assert (gzip.decompress(body) if gzip_ok else body) == BODY

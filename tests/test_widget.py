@@ -84,6 +84,11 @@ async def test_widget_js_gzipped_bytes_on_the_wire(service: Service) -> None:  #
     assert len(wire) < 8 * 1024
     assert gzip.decompress(wire) == SCRIPT.read_bytes()
     assert int(resp.headers["Content-Length"]) == len(wire)
+    async with aiohttp.ClientSession(auto_decompress=False) as raw:   # gzip refused: q=0
+        resp = await raw.get(service.url + "/widget.js",
+                             headers={"Accept-Encoding": "gzip;q=0, deflate"})
+        assert "Content-Encoding" not in resp.headers
+        assert await resp.read() == SCRIPT.read_bytes()
 
 
 def test_widget_js_has_no_eval_inline_handlers_or_html_injection() -> None:

@@ -129,8 +129,8 @@ async def disclosures_feed(request: web.Request) -> web.StreamResponse:
         resp = web.Response(status=304)
     else:
         resp = web.Response(body=body, content_type=CONTENT_TYPE, charset="utf-8")
-        if "gzip" in request.headers.get("Accept-Encoding", ""):
-            resp.enable_compression()
+        if conditional.accepts_gzip(request):
+            resp.enable_compression(web.ContentCoding.gzip)
     conditional.cache_headers(resp, etag, MAX_AGE)
     resp.headers["Vary"] = "Accept-Encoding, Accept-Language"
     return resp

@@ -39,6 +39,34 @@ def _names(header: str, etag: str) -> bool:
     return header.strip() == "*" or etag in (t.strip() for t in header.split(","))
 
 
+def accepts_gzip(request: web.BaseRequest) -> bool:
+    """Whether the client accepts a gzip-coded answer (RFC 9110 §12.5.3)."""
+    return _gzip_acceptable(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
+
+
+@lru_cache(maxsize=256)   # clients send a handful of distinct values
+def _gzip_acceptable(header: str) -> bool:
+    """``gzip`` (or ``x-gzip``) listed with a weight above 0, or ``*`` with a weight above 0
+    and gzip not listed. A weight that is not a number counts as 0."""
+    star = False
+    for item in header.split(","):
+        coding, *parameters = item.split(";")
+        coding = coding.strip().lower()
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value.strip())
+                except ValueError:
+                    weight = 0.0
+        if coding in ("gzip", "x-gzip"):
+            return weight > 0
+        if coding == "*":
+            star = weight > 0
+    return star
+
+
 # Header values are cached: they repeat for every request of a snapshot (a hot path).
 @lru_cache(maxsize=256)
 def http_date(when: datetime) -> str:
@@ -86,8 +114,8 @@ def respond(request: web.Request, body: bytes, etag: str, max_age: int,
     if matches(request, etag):
         return web.Response(status=304, headers=_headers(etag, max_age, modified))
     resp = web.Response(body=body, headers=_fixed_headers(etag, max_age, modified, None))
-    if len(body) > 1024 and "gzip" in request.headers.get(hdrs.ACCEPT_ENCODING, ""):
-        resp.enable_compression()
+    if len(body) > 1024 and accepts_gzip(request):
+        resp.enable_compression(web.ContentCoding.gzip)
     return resp
 
 
@@ -158,7 +186,7 @@ class Prepared:
     def respond(self, request: web.BaseRequest) -> web.StreamResponse:
         """200 with the representation the client accepts, or 304 when it holds either."""
         headers = request.headers
-        gz = "gzip" in headers.get(hdrs.ACCEPT_ENCODING, "")
+        gz = _gzip_acceptable(headers.get(hdrs.ACCEPT_ENCODING, ""))
         held = headers.get(hdrs.IF_NONE_MATCH)
         status = 200
         if held and any(_names(held, tag) for tag in self._etags):

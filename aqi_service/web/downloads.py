@@ -142,8 +142,8 @@ async def hourly(request: web.Request) -> web.StreamResponse:
     span = f"{first.astimezone(SHANGHAI):%Y%m%d}-{last.astimezone(SHANGHAI):%Y%m%d}"
     resp = web.StreamResponse(headers=download_headers(f"langfang-hourly-{span}.{fmt}",
                                                        CONTENT_TYPES[fmt]))
-    if fmt != "parquet" and "gzip" in request.headers.get("Accept-Encoding", ""):
-        resp.enable_compression()
+    if fmt != "parquet" and conditional.accepts_gzip(request):
+        resp.enable_compression(web.ContentCoding.gzip)
     with request.app[keys.DOWNLOAD_SLOTS]:
         await resp.prepare(request)
         try:

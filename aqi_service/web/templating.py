@@ -117,8 +117,8 @@ def html_response(request: web.Request, body: str, max_age: int,
     else:
         resp = web.Response(body=data, status=status, content_type="text/html",
                             charset="utf-8")
-        if "gzip" in request.headers.get("Accept-Encoding", "") and len(data) > 1024:
-            resp.enable_compression()
+        if len(data) > 1024 and conditional.accepts_gzip(request):
+            resp.enable_compression(web.ContentCoding.gzip)
     if status == 200:
         resp.headers["ETag"] = etag
         resp.headers["Cache-Control"] = f"public, max-age={max(max_age, 0)}"

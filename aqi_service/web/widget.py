@@ -60,7 +60,7 @@ async def widget_js(request: web.Request) -> web.Response:
     if conditional.matches(request, etag):
         resp = web.Response(status=304)
     else:
-        gz = "gzip" in request.headers.get("Accept-Encoding", "")
+        gz = conditional.accepts_gzip(request)
         resp = web.Response(body=packed if gz else body)
         resp.headers["Content-Type"] = "application/javascript; charset=utf-8"
         if gz:
