@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import format_datetime, formatdate
 from functools import lru_cache
@@ -186,9 +187,8 @@ class Prepared:
 
     def respond(self, request: web.BaseRequest) -> web.StreamResponse:
         """200 with the representation the client accepts, or 304 when it holds either."""
-        headers = request.headers
-        gz = _gzip_acceptable(headers.get(hdrs.ACCEPT_ENCODING, ""))
-        held = headers.get(hdrs.IF_NONE_MATCH)
+        gz = accepts_gzip(request)
+        held = request.headers.get(hdrs.IF_NONE_MATCH)
         status = 200
         if held and any(_names(held, tag) for tag in self._etags):
             status = _NOT_MODIFIED
@@ -198,17 +198,21 @@ class Prepared:
                 and (method == "GET" or method == "HEAD")):
             if second != self._second:
                 self._second, self._wires = second, {}
-            kind = status + (_GZIP if gz else 0) + (_HEAD if method == "HEAD" else 0)
+            head = method == "HEAD"
+            kind = status + (_GZIP if gz else 0) + (_HEAD if head else 0)
             wire = self._wires.get(kind)
             if wire is None:
-                wire = self._wires[kind] = self._serialise(status, gz, method == "HEAD", second)
+                wire = self._wires[kind] = self._serialise(status, gz, head, second)
             return Serialized(status, wire)
-        max_age = self._max_age(second)
-        if status == _NOT_MODIFIED:
-            return web.Response(status=status,
-                                headers=_headers(self._etags[gz], max_age, self.modified))
-        return web.Response(body=self.gzipped if gz else self.body, headers=_fixed_headers(
-            self._etags[gz], max_age, self.modified, "gzip" if gz else None))
+        body = None if status == _NOT_MODIFIED else self.gzipped if gz else self.body
+        return web.Response(status=status, body=body, headers=self._fields(status, gz, second))
+
+    def _fields(self, status: int, gz: bool, second: int) -> Mapping[istr, str]:
+        """The headers of an answer made in ``second`` (but those aiohttp adds itself)."""
+        if status == _NOT_MODIFIED:      # no body, so no Content-Type (RFC 9110)
+            return _headers(self._etags[gz], self._max_age(second), self.modified)
+        return _fixed_headers(self._etags[gz], self._max_age(second), self.modified,
+                              "gzip" if gz else None)
 
     def _max_age(self, second: int) -> int:
         """Whole seconds left until ``expires_at`` at any moment of ``second``."""
@@ -217,18 +221,13 @@ class Prepared:
     def _serialise(self, status: int, gz: bool, head: bool, second: int) -> bytes:
         """The whole answer on the wire: what aiohttp would send for it, byte for byte but
         for the order of the headers."""
-        fields = _headers(self._etags[gz], self._max_age(second), self.modified)
+        fields = dict(self._fields(status, gz, second))
         body = self.gzipped if gz else self.body
-        if status == _NOT_MODIFIED:      # no body, so no Content-Length or -Type (RFC 9110)
-            reason = "Not Modified"
-        else:
-            reason = "OK"
-            fields[hdrs.CONTENT_TYPE] = "application/json; charset=utf-8"
-            if gz:
-                fields[hdrs.CONTENT_ENCODING] = "gzip"
+        if status != _NOT_MODIFIED:      # a 304 has no Content-Length (RFC 9110)
             fields[hdrs.CONTENT_LENGTH] = str(len(body))
         fields[hdrs.DATE] = formatdate(second, usegmt=True)
         fields[hdrs.SERVER] = SERVER_SOFTWARE
+        reason = "Not Modified" if status == _NOT_MODIFIED else "OK"
         lines = [f"HTTP/1.1 {status} {reason}"]
         lines.extend(f"{name}: {value}" for name, value in fields.items())
         head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
