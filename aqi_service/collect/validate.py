@@ -13,6 +13,7 @@ for PM2.5 above PM10 are documented with their sources in docs/METHODOLOGY.md
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Mapping
@@ -25,6 +26,8 @@ from typing import Any, Protocol
 
 from aqi_service.aqi.schemes import POLLUTANTS
 from aqi_service.storage.observations import ObservationRow
+
+log = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
 CLOCK_SKEW = timedelta(minutes=5)
@@ -240,7 +243,7 @@ def parse_hourly(
         if pol in _PM:
             pm[pol] = valid
     if len(pm) == 2:
-        _pm_pairs(hours, pm["pm10"], pm["pm2_5"], out)
+        _pm_pairs(station, hours, pm["pm10"], pm["pm2_5"], out)
     out.hours.update(row[2] for row in out.rows)
     return out
 
@@ -248,7 +251,8 @@ def parse_hourly(
 _PM = ("pm10", "pm2_5")
 
 
-def _pm_pairs(hours: list[datetime], pm10: list[Any], pm2_5: list[Any], out: Parsed) -> None:
+def _pm_pairs(station: str, hours: list[datetime], pm10: list[Any], pm2_5: list[Any],
+              out: Parsed) -> None:
     """List the hours whose valid PM2.5 exceeds their valid PM10 (both values are kept).
 
     ``pm10`` and ``pm2_5`` are aligned with ``hours``: the value as received, None where
@@ -260,7 +264,11 @@ def _pm_pairs(hours: list[datetime], pm10: list[Any], pm2_5: list[Any], out: Par
     else:
         found = [i for i, (coarse, fine) in enumerate(zip(pm10, pm2_5, strict=True))
                  if coarse is not None and fine is not None and float(fine) > float(coarse)]
-    out.pm_inverted.extend((hours[i], str(pm10[i]), str(pm2_5[i])) for i in found)
+    if found:
+        out.pm_inverted.extend((hours[i], str(pm10[i]), str(pm2_5[i])) for i in found)
+        log.debug("station %s: %d hours with PM2.5 above PM10, both kept as received "
+                  "(first %s: PM10 %s, PM2.5 %s)", station, len(found),
+                  *out.pm_inverted[-len(found)])
 
 
 def _plain_in_range(col: list[Any], maximum: float) -> bool:
