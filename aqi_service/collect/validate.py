@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -218,6 +219,7 @@ def parse_hourly(
     recs = list(by_hour.values())
     # 2. Column by column: a column of plain, in-range, normal values takes the fast path.
     pm: dict[str, list[Any]] = {}
+    pm_ints = 0  # PM columns that took the fast path as ints
     for pol in POLLUTANTS:
         key = mapping.fields.get(pol)
         if key is None:
@@ -232,6 +234,7 @@ def parse_hourly(
                                 repeat(True), repeat(source), repeat(now)))
             if pol in _PM:
                 pm[pol] = col
+                pm_ints += type(col[0]) is int  # a passing column is all ints or all texts
             continue
         valid: list[Any] = []
         for when, raw, raw_flag in zip(hours, col, flags, strict=True):
@@ -243,7 +246,7 @@ def parse_hourly(
         if pol in _PM:
             pm[pol] = valid
     if len(pm) == 2:
-        _pm_pairs(station, hours, pm["pm10"], pm["pm2_5"], out)
+        _pm_pairs(station, hours, pm["pm10"], pm["pm2_5"], pm_ints == 2, out)
     out.hours.update(row[2] for row in out.rows)
     return out
 
@@ -252,13 +255,16 @@ _PM = ("pm10", "pm2_5")
 
 
 def _pm_pairs(station: str, hours: list[datetime], pm10: list[Any], pm2_5: list[Any],
-              out: Parsed) -> None:
+              ints: bool, out: Parsed) -> None:
     """List the hours whose valid PM2.5 exceeds their valid PM10 (both values are kept).
 
     ``pm10`` and ``pm2_5`` are aligned with ``hours``: the value as received, None where
-    there is no valid value.
+    there is no valid value. Two columns of ints (``ints``, the common case) are compared
+    in C first.
     """
-    if all(type(v) is int for v in pm10) and all(type(v) is int for v in pm2_5):
+    if ints:
+        if not any(map(operator.gt, pm2_5, pm10)):
+            return
         found = [i for i, (coarse, fine) in enumerate(zip(pm10, pm2_5, strict=True))
                  if fine > coarse]
     else:
