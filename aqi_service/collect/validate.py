@@ -57,8 +57,8 @@ def _all_nines(digits: range, decimals: tuple[str, ...]) -> set[float]:
 
 
 SENTINELS: frozenset[float] = frozenset(
-    _all_nines(range(4, 9), ("", ".9", ".99"))
-    | {-v for v in _all_nines(range(2, 9), ("", ".9", ".99"))}
+    _all_nines(range(4, 10), ("", ".9", ".99"))
+    | {-v for v in _all_nines(range(2, 10), ("", ".9", ".99"))}
 )
 """Loggers' "no value" codes: 9999, 9999.9, 99999 … and -99, -999, -9999.9 …
 
