@@ -2,8 +2,8 @@
 
 Expectations come from the standards and from real published data, not from the code:
 the plausible ranges and sentinels are those METHODOLOGY.md ("Validation") documents with
-their sources; every value CNEMC actually published (../shared/data/cnemc-published, the
-project's copy in tests/data/cnemc_published_hourly.csv) must pass; real dust-storm
+their sources; every value CNEMC actually published (tests/data/cnemc_published_hourly.csv,
+from public archives named in tests/data/README.md) must pass; real dust-storm
 PM10 figures reported by the Ministry of Ecology and Environment (2021-03-15) must pass.
 """
 
