@@ -35,7 +35,7 @@ SECURITY_HEADERS = {
 
 
 def _upload_error(exc: uploads.UploadError) -> ApiError:
-    return ApiError(exc.status, exc.code, str(exc))
+    return ApiError(exc.status, exc.code, str(exc), exc.details or None)
 
 
 async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
