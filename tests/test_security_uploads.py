@@ -186,3 +186,40 @@ def test_a_bomb_in_an_object_stream_is_not_inflated_past_the_bound() -> None:
     with pytest.raises(InputError) as err:
         active_content.check_pdf(data)
     assert err.value.code == "unverifiable"
+
+
+async def test_an_attachment_is_public_only_once_something_published_links_it(
+        admin_client: TestClient) -> None:  # noqa: F811
+    from disclosure_support import bearer, minter
+
+    h = await _token(admin_client)
+    docs = []
+    for i in range(3):
+        resp = await admin_client.post(UPLOAD, headers=h, data=form(
+            f"通报{i}.pdf", PDF, pdf(b"/Lang (zh-CN) /PageLabels << /Nums [0 << >>] >>" * i)))
+        assert resp.status == 201, await resp.text()
+        docs.append(await resp.json())
+    for doc in docs:
+        assert (await admin_client.get(doc["url"])).status == 404
+        other = bearer(await minter(admin_client)("monitoring:write"))
+        assert (await admin_client.get(doc["url"], headers=other)).status == 404
+        resp = await admin_client.get(doc["url"], headers={"Authorization": "Bearer nope"})
+        assert resp.status == 401
+        resp = await admin_client.get(doc["url"], headers=h)
+        assert resp.status == 200 and resp.headers["Cache-Control"] == "private, no-store"
+    # a record, a penalty decision and an EIA stage publish what they link
+    resp = await admin_client.post("/api/v1/admin/disclosures", headers=h, json={
+        "subitem": "key_enterprises.key_polluter_list", "title": "重点排污单位名录",
+        "attachments": [docs[0]["id"]]})
+    assert resp.status == 201, await resp.text()
+    h_all = bearer(await minter(admin_client)("admin"))
+    resp = await admin_client.post("/api/v1/admin/penalties", headers=h_all, json={
+        "decision_no": "廊环罚〔2026〕第9号", "party_name": "测试公司", "violation": "超标排放",
+        "legal_basis": "大气法第九十九条", "penalty": "罚款", "decision_date": "2026-11-02",
+        "attachment": docs[1]["id"]})
+    assert resp.status == 201, await resp.text()
+    for doc in docs[:2]:
+        resp = await admin_client.get(doc["url"])
+        assert resp.status == 200
+        assert resp.headers["Cache-Control"] == "public, max-age=86400, immutable"
+    assert (await admin_client.get(docs[2]["url"])).status == 404
