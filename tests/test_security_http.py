@@ -35,7 +35,7 @@ async def _absolute_links(client: TestClient) -> list[str]:
     meta = await (await client.get("/api/v1/download/hourly.csv-metadata.json",
                                    headers=forged)).text()
     assert EVIL not in page and EVIL not in meta
-    return links + [meta]
+    return [*links, meta]
 
 
 async def test_absolute_links_come_from_configuration_not_the_host_header(
