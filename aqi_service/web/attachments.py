@@ -21,7 +21,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aqi_service.disclosure import tokens, uploads
 from aqi_service.disclosure.files import CHUNK, TooLarge, store_file
 from aqi_service.storage import disclosure as store
-from aqi_service.web import keys
+from aqi_service.web import keys, ranges
 from aqi_service.web.admin_auth import actor_of, requires
 from aqi_service.web.errors import ApiError
 
@@ -124,7 +124,7 @@ async def download(request: web.Request) -> web.StreamResponse:
         "Cache-Control": "public, max-age=86400, immutable" if linked
                          else "private, no-store",
     }
-    return web.FileResponse(path, headers=headers)
+    return ranges.FileResponse(path, headers=headers)
 
 
 async def _may_see_drafts(request: web.Request) -> bool:
