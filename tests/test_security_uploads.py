@@ -12,7 +12,7 @@ import zlib
 import pytest
 from aiohttp.test_utils import TestClient
 from disclosure_support import admin_client  # noqa: F401
-from test_admin_attachments import UPLOAD, _files, _token, form, jpeg, ooxml, png
+from test_admin_attachments import UPLOAD, _files, _token, cfb, form, jpeg, ooxml, png
 
 from aqi_service.web import keys
 
@@ -64,6 +64,19 @@ def docx_with(name: str, data: bytes = b"x") -> bytes:
     with zipfile.ZipFile(buf, "a") as z:
         z.writestr(name, data)
     return buf.getvalue()
+
+
+def cfb_with(*streams: str) -> bytes:
+    """``test_admin_attachments.cfb`` with several streams in its one directory sector."""
+    one = cfb(streams[0])
+    directory = bytearray(one[1024:1536])
+    for slot, name in enumerate(streams[1:], start=2):
+        entry = bytearray(directory[128:256])
+        raw = (name + "\0").encode("utf-16-le")
+        entry[:64] = raw + bytes(64 - len(raw))
+        entry[0x40:0x42] = len(raw).to_bytes(2, "little")
+        directory[slot * 128:(slot + 1) * 128] = entry
+    return one[:1024] + bytes(directory)
 
 
 REFUSED = [
@@ -121,6 +134,10 @@ REFUSED = [
      "word/vbaProject.bin"),
     ("docx-exe", "a.docx", DOCX, docx_with("word/media/setup.exe", b"MZ"), "active_content",
      "word/media/setup.exe"),
+    ("doc-macros", "a.doc", "application/msword", cfb_with("WordDocument", "_VBA_PROJECT"),
+     "active_content", "_VBA_PROJECT"),
+    ("xls-ole-package", "a.xls", "application/vnd.ms-excel",
+     cfb_with("Workbook", "\x01Ole10Native"), "active_content", "Ole10Native"),
     ("docx-remote-template", "a.docx", DOCX, docx_with(
         "word/_rels/settings.xml.rels",
         b'<Relationships><Relationship Id="r1" Type="http://schemas.openxmlformats.org/'

@@ -266,5 +266,5 @@ def check_ole(names: set[str]) -> None:
     """Macros and OLE packages in a legacy Word/Excel file."""
     for name, reason in OLE_REFUSED.items():
         if name in names:
-            raise refuse("active_content", f"the document {reason} ({name.strip()!r})",
-                         name.strip())
+            shown = name.lstrip("\x01")   # OLE's reserved names begin with a control char
+            raise refuse("active_content", f"the document {reason} ({shown!r})", shown)
