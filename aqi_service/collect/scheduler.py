@@ -91,6 +91,7 @@ class Schedule:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 600},
         )
         self.on_event = on_event or (lambda job, outcome: None)
+        self._led = False
         self.scheduler.add_listener(self._listen,
                                     EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
 
@@ -138,20 +139,39 @@ class Schedule:
         self._startup = startup
 
     async def start(self) -> None:
-        """Take part in the election, start the scheduler, run the start-up job if leading."""
+        """Take part in the election and start the scheduler.
+
+        Every acquisition of the lead — at start, after losing it (an outage) and taking
+        it back, or on taking over from another instance — runs the start-up job (abandoned
+        runs closed, pending records derived, missed hours caught up).
+        """
+        self.leader.on_change = self._on_leader_change
         await self.leader.check()
         self.scheduler.start()
-        if self.leader.is_leader:
-            self.scheduler.add_job(self._guarded("startup", self._startup), id="startup",
-                                   next_run_time=datetime.now(timezone.utc))
-        else:
-            self.leader.on_change = self._on_leader_change
 
     def _on_leader_change(self, leading: bool) -> None:
         if leading:
-            self.scheduler.add_job(self._guarded("startup", self._startup), id="takeover",
+            name = "takeover" if self._led else "startup"
+            self._led = True
+            self.scheduler.add_job(self._guarded(name, self._startup), id=name,
                                    next_run_time=datetime.now(timezone.utc),
                                    replace_existing=True)
+
+    def retry_later(self, func: JobFunc, attempt: int) -> bool:
+        """Run ``func`` again after a failed collection: ``retry_after_s`` doubled for each
+        earlier attempt; at most ``retry_attempts`` times (then the schedule takes over).
+        Returns whether a retry was scheduled."""
+        col = self.cfg.collection
+        if attempt > col.retry_attempts or not self.scheduler.running:
+            return False
+        delay = col.retry_after_s * 2 ** (attempt - 1)
+        log.warning("collection failed: retry %d of %d in %.0f s", attempt,
+                    col.retry_attempts, delay)
+        self.scheduler.add_job(self._guarded("retry", func), id="retry",
+                               next_run_time=datetime.now(timezone.utc)
+                               + timedelta(seconds=delay),
+                               replace_existing=True)
+        return True
 
     async def stop(self) -> None:
         """Stop the scheduler (waiting for no job) and release leadership."""
