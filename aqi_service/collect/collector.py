@@ -24,6 +24,7 @@ import asyncpg
 
 from aqi_service.collect import derive
 from aqi_service.collect.client import StationError, fetch_json
+from aqi_service.collect.health import HealthCheck
 from aqi_service.collect.validate import FieldMap, Parsed, PayloadError, parse_hourly
 from aqi_service.config import Config, HttpSource, StationConfig
 from aqi_service.storage import observations, runs
@@ -48,6 +49,7 @@ class CollectorEvents(Protocol):
     def poll_finished(self, station: str, outcome: str, duration_s: float) -> None: ...
     def values_rejected(self, station: str, reason: str, count: int) -> None: ...
     def run_finished(self, summary: RunSummary) -> None: ...
+    def runs_abandoned(self, triggers: Sequence[str]) -> None: ...
 
 
 class _NoEvents:
@@ -58,6 +60,9 @@ class _NoEvents:
         """Ignore."""
 
     def run_finished(self, summary: RunSummary) -> None:
+        """Ignore."""
+
+    def runs_abandoned(self, triggers: Sequence[str]) -> None:
         """Ignore."""
 
 
@@ -162,6 +167,8 @@ class Collector:
         """Id of the run in progress in this process (None between runs)."""
         self._unrecorded: dict[int, RunSummary] = {}
         """Failed runs whose end could not be written (database down): written next run."""
+        self.health = HealthCheck(cfg.collection, self.clock)
+        """Collection's health as the database shows it (readiness, status, metrics)."""
         self._lock = asyncio.Lock()
 
     def _endpoint(self, st: StationConfig) -> tuple[str, FieldMap, dict[str, str]]:
@@ -287,8 +294,14 @@ class Collector:
         closed = await runs.abandon_runs(
             conn, "the run ended without recording its end (its process lost the database)",
             instance=self.instance)
+        self.closed_abandoned(closed)
+
+    def closed_abandoned(self, closed: Sequence[tuple[int, str]]) -> None:
+        """Log and count runs just closed as abandoned."""
         if closed:
-            log.warning("closed collection runs %s of this instance as abandoned", closed)
+            log.warning("closed collection runs %s as abandoned (their process is gone)",
+                        [run_id for run_id, _ in closed])
+            self.events.runs_abandoned([trigger for _, trigger in closed])
 
     async def _finish(self, conn: asyncpg.Connection, summary: RunSummary) -> None:
         await runs.finish_run(conn, summary.run_id, polled=summary.polled, ok=summary.ok,
@@ -320,7 +333,7 @@ class Collector:
         the look-back — or, while its initial back-fill is due, from its own oldest missing
         hour within the back-fill window."""
         col = self.cfg.collection
-        window = target - max(col.initial_backfill_days * 24 * HOUR, lookback)
+        window = target - col.initial_backfill_days * 24 * HOUR
         plan = []
         for st in self.stations:
             answered, newest, backfill_from = where.get(st.code, (None, None, None))
@@ -329,7 +342,7 @@ class Collector:
                 continue
             floor = target - lookback
             if backfill_from is not None:
-                floor = min(floor, max(backfill_from, window))
+                floor = max(backfill_from, window)
             since = floor
             if answered is not None:
                 since = max(floor, answered - col.overlap_hours * HOUR)

@@ -245,7 +245,8 @@ WHERE stage = $1 ORDER BY id LIMIT $2
 PROMOTE_MARKS = "UPDATE derive_pending SET stage = 'city' WHERE id = ANY($1::bigint[])"
 CLEAR_MARKS = "DELETE FROM derive_pending WHERE id = ANY($1::bigint[])"
 SELECT_PENDING = """
-SELECT coalesce(sum(span), 0)::bigint AS hours, min(oldest) AS oldest FROM (
+SELECT coalesce(sum(span), 0)::bigint AS hours,
+       extract(epoch FROM now() - min(oldest))::float8 AS age_s FROM (
     SELECT extract(epoch FROM max(last_hour) - min(first_hour))::bigint / 3600 + 1 AS span,
            min(created_at) AS oldest
     FROM derive_pending GROUP BY station_code) p
@@ -296,7 +297,8 @@ async def clear_marks(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
 
 
 async def pending_summary(conn: asyncpg.Connection,
-                          timeout: float | None = None) -> tuple[int, datetime | None]:
-    """Station-hours spanned by the marks still pending, and when the oldest was written."""
+                          timeout: float | None = None) -> tuple[int, float | None]:
+    """Station-hours spanned by the marks still pending, and the seconds since the oldest
+    was written (None: nothing pending)."""
     row = await conn.fetchrow(SELECT_PENDING, timeout=timeout)
-    return int(row["hours"]), row["oldest"]
+    return int(row["hours"]), row["age_s"]

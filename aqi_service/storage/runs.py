@@ -22,7 +22,7 @@ WHERE id = $1
 ABANDON_RUNS = """
 UPDATE collection_runs SET status = 'abandoned', finished_at = now(), error = $1
 WHERE status = 'running' AND id <> ALL($2::bigint[]) AND ($3::text IS NULL OR instance = $3)
-RETURNING id
+RETURNING id, trigger
 """
 # Stations that never answered are asked back to the start of the initial back-fill until
 # they have answered through a recent hour once (see UPDATE_CURSORS).
@@ -85,11 +85,11 @@ async def finish_run(conn: asyncpg.Connection, run_id: int, **counts: Any) -> No
 
 
 async def abandon_runs(conn: asyncpg.Connection, reason: str, keep: Sequence[int] = (),
-                       instance: str | None = None) -> list[int]:
+                       instance: str | None = None) -> list[tuple[int, str]]:
     """Close runs still 'running' (of ``instance``, or of any when the caller leads) as
-    abandoned, except ``keep``; return their ids."""
+    abandoned, except ``keep``; return their ids and triggers."""
     rows = await conn.fetch(ABANDON_RUNS, reason, list(keep), instance)
-    return [r["id"] for r in rows]
+    return [(r["id"], r["trigger"]) for r in rows]
 
 
 async def plan_backfill(conn: asyncpg.Connection, codes: Sequence[str],

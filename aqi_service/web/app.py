@@ -297,8 +297,7 @@ async def startup_collection(app: web.Application, clock: Clock) -> RunSummary:
         keep = [collector.current_run] if collector.current_run else []
         closed = await runs.abandon_runs(
             conn, "its process ended or lost the lead before the run finished", keep)
-        if closed:
-            log.warning("closed collection runs %s as abandoned", closed)
+        collector.closed_abandoned(closed)
         due: list[str] = []
         if col.initial_backfill_days > 0:
             due = await runs.plan_backfill(conn, [s.code for s in collector.stations],
