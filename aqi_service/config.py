@@ -100,7 +100,7 @@ class CollectionConfig:
     retries: int = 2
     backoff_s: float = 1.0
     db_acquire_timeout_s: float = 15.0
-    db_step_timeout_s: float = 600.0
+    db_step_timeout_s: float = 120.0
     retry_after_s: float = 30.0
     retry_attempts: int = 4
     stall_grace_minutes: int = 15

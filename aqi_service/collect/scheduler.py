@@ -51,8 +51,11 @@ class Leader:
             else:
                 self.is_leader = bool(await self._conn.fetchval(
                     "SELECT pg_try_advisory_lock($1)", LEADER_LOCK, timeout=10))
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-            log.warning("leader check failed: %s", exc)
+        except Exception as exc:  # whatever broke the lock's session
+            # (asyncpg raises client-side errors, not only PostgresError, on a session the
+            # server terminated): the lock may be gone with it, so this instance does not
+            # lead until it takes the lock again on a new session.
+            log.warning("leader check failed: %s: %s", type(exc).__name__, exc)
             self.is_leader = False
             await self._drop()
         if was != self.is_leader:
@@ -66,7 +69,7 @@ class Leader:
         if self._conn is not None:
             try:
                 await self._conn.close(timeout=5)
-            except (OSError, asyncpg.PostgresError, TimeoutError):
+            except Exception:  # a broken session cannot be closed politely
                 self._conn.terminate()
             self._conn = None
 
