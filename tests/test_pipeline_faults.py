@@ -434,8 +434,13 @@ async def test_a_leader_that_loses_and_regains_the_lock_runs_a_catch_up(
         pid = leader._conn.get_server_pid()
         await fetchval(db_dsn, "SELECT pg_terminate_backend($1)", pid)
 
-        assert not await leader.check()   # the session is gone: so may be the lock
-        assert await leader.check()       # a new session takes the lock back
+        async def gone() -> bool:
+            return not await fetchval(db_dsn, "SELECT count(*) FROM pg_stat_activity "
+                                      "WHERE pid = $1", pid)
+        await until(gone, 10, "the leader's session outlived its termination")
+
+        # The session is gone, and the lock with it: a new session takes the lock back.
+        assert await leader.check()
         await asyncio.wait_for(ran.wait(), 10)
         assert started == ["startup", "startup"]
     finally:

@@ -360,8 +360,9 @@ class Collector:
         reason = self._reason(summary.trigger)
         # What earlier runs wrote but did not derive comes first.
         derive_started = time.perf_counter()
-        async with self._step(), self._acquire() as conn:
-            leftover = await derive.derive_marked_stations(conn, target, reason, run_id)
+        async with self._acquire() as conn:
+            leftover = await derive.derive_marked_stations(
+                conn, target, reason, run_id, timeout_s=col.db_step_timeout_s)
         summary.revisions += leftover.revisions
         summary.derive_s += time.perf_counter() - derive_started
 

@@ -8,6 +8,7 @@ chunks, so memory stays bounded however many stations and hours a back-fill brin
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -444,16 +445,18 @@ MARKS_PER_TRANSACTION = 500
 async def derive_marked_stations(
     conn: asyncpg.Connection, latest_hour: datetime, reason: str, run_id: int | None = None,
     now: datetime | None = None, result: DeriveResult | None = None,
+    timeout_s: float | None = None,
 ) -> DeriveResult:
     """Derive the station records of every 'station' mark left pending (by a run that
     failed or a process that died between its observations and their records).
 
-    Each group of marks is derived and moved on to the city stage in one transaction, so a
-    crash here leaves the marks to the next attempt, never records without their mark.
+    Each group of marks is derived and moved on to the city stage in one transaction
+    (within ``timeout_s``), so a crash here leaves the marks to the next attempt, never
+    records without their mark.
     """
     result = result or DeriveResult()
     while True:
-        async with conn.transaction():
+        async with asyncio.timeout(timeout_s), conn.transaction():
             marks = await observations.pending_marks(conn, "station", MARKS_PER_TRANSACTION,
                                                      lock=True)
             if not marks.ids:

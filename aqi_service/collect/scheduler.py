@@ -40,12 +40,20 @@ class Leader:
         self.on_change: Callable[[bool], None] | None = None
 
     async def check(self) -> bool:
-        """Take the lock if free, confirm it if held; return whether this instance leads."""
+        """Take the lock if free, confirm it if held; return whether this instance leads.
+
+        A session that closed (the database restarted, the session was terminated) took
+        the lock with it: taking the lock again on a new session is a new acquisition,
+        reported as a loss and a gain even when both happen within one check.
+        """
         was = self.is_leader
         try:
             if self._conn is None or self._conn.is_closed():
+                if self._conn is not None and self.is_leader:
+                    self._changed(False)
                 self._conn = await asyncpg.connect(self.dsn, timeout=10)
                 self.is_leader = False
+                was = False
             if self.is_leader:
                 await self._conn.fetchval("SELECT 1", timeout=10)
             else:
@@ -59,11 +67,15 @@ class Leader:
             self.is_leader = False
             await self._drop()
         if was != self.is_leader:
-            log.info("instance %s is %s the leader", self.instance,
-                     "now" if self.is_leader else "no longer")
-            if self.on_change:
-                self.on_change(self.is_leader)
+            self._changed(self.is_leader)
         return self.is_leader
+
+    def _changed(self, leading: bool) -> None:
+        self.is_leader = leading
+        log.info("instance %s is %s the leader", self.instance,
+                 "now" if leading else "no longer")
+        if self.on_change:
+            self.on_change(leading)
 
     async def _drop(self) -> None:
         if self._conn is not None:
