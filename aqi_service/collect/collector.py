@@ -341,7 +341,7 @@ class Collector:
                     and backfill_from is None):
                 continue
             floor = target - lookback
-            if backfill_from is not None:
+            if backfill_from is not None and col.initial_backfill_days > 0:
                 floor = max(backfill_from, window)
             since = floor
             if answered is not None:
