@@ -6,6 +6,14 @@ window. A station that was down keeps its cursor, so its next successful poll ba
 every hour it missed; a normal hourly cycle moves only the new hour and the overlap.
 Polls run concurrently (bounded); their rows are written by one writer in batches while
 other polls are still in flight.
+
+Failure paths: the stages (polls, batch writes, derivations) belong to one task group, so
+the first that fails cancels the others and the run ends ``failed`` with its reason. A
+batch's rows, its stations' cursors and its "to derive" marks (``derive_pending``) are
+committed together, so a cursor never passes rows that were not written and rows never
+wait for their records unknown; every run derives what is still marked first. A station
+still owed its initial back-fill (``station_cursors.backfill_from``) is asked back to its
+own oldest missing hour, whatever the look-back.
 """
 
 from __future__ import annotations
