@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -29,6 +29,8 @@ class Target:
 
     dsn: str
     label: str
+    embedded: EmbeddedPostgres | None = field(default=None, compare=False)
+    """The embedded server behind the DSN (for its supervisor), None on an external one."""
 
 
 def _jsonb_encode(value: object) -> bytes:
@@ -62,7 +64,7 @@ async def database_target(cfg: Config) -> AsyncIterator[Target]:
     except Exception as exc:  # the wheel raises plain subprocess/OS errors
         raise DatabaseUnavailable(f"embedded PostgreSQL failed to start: {exc}") from exc
     try:
-        yield Target(params.dsn(), f"embedded PostgreSQL in {embedded.pgdata}")
+        yield Target(params.dsn(), f"embedded PostgreSQL in {embedded.pgdata}", embedded)
     finally:
         await loop.run_in_executor(None, embedded.stop)
 
