@@ -122,6 +122,13 @@ def test_postmaster_does_not_outlive_a_killed_serve(data_dir: Path) -> None:
     first.wait_ready(45)
     before = hourly(first)
     assert postgres_of(data_dir)
+    # Its watchdog is killed first: serve starts another, which does the work below.
+    watchdog = psutil.Process(first.proc.pid).children()
+    assert len(watchdog) == 1 and "aqi_service.storage.watchdog" in watchdog[0].cmdline()
+    watchdog[0].kill()
+    wait_for(lambda: len([c for c in psutil.Process(first.proc.pid).children()
+                          if c.pid != watchdog[0].pid and c.status() != "zombie"]) == 1,
+             10, "a new watchdog", first)
     first.stop(signal.SIGKILL)
     assert gone(data_dir, 15), "postmaster still running 15 s after kill -9 of serve"
     second = Service(data_dir, free_port(), data_dir / "second.log", FAST)

@@ -208,15 +208,7 @@ class EmbeddedPostgres:
 
     def _settle_leftovers(self) -> None:
         """Stop an orphaned postmaster, drop a pid file naming another process (under lock)."""
-        deadline = time.monotonic() + REAP_WAIT_S
-        while True:
-            try:
-                _reap_dead_postmaster(self.pgdata)
-                break
-            except RuntimeError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        _wait_reaped(self.pgdata)
         running = postmaster_of(self.pgdata)
         if running is not None:
             if not live_handles(self.pgdata):
@@ -237,6 +229,15 @@ class EmbeddedPostgres:
         elif not process_alive(pid):
             log.info("embedded PostgreSQL: stale postmaster.pid (pid %d is gone): PostgreSQL "
                      "replaces it", pid)
+
+    def ensure_watchdog(self) -> None:
+        """Start the watchdog again if it died (it is what stops an orphaned server)."""
+        if self._server is not None and self._watchdog is not None \
+                and self._watchdog.poll() is not None:
+            log.warning("embedded PostgreSQL: watchdog exited (%s); starting a new one",
+                        self._watchdog.returncode)
+            self._watchdog = None
+            self._start_watchdog()
 
     def _start_watchdog(self) -> None:
         """The child that gives this process's handle back if it dies without doing so."""
@@ -279,10 +280,9 @@ class EmbeddedPostgres:
         """
         if self._server is None:
             raise RuntimeError("embedded PostgreSQL was never started")
+        _wait_reaped(self.pgdata)
         with server_lock():
             prune_dead_handles(self.pgdata, keep_own=True)
-            if postmaster_of(self.pgdata) is None:
-                _reap_dead_postmaster(self.pgdata)
             self._server.ensure_postgres_running()
             running = postmaster_of(self.pgdata)
         if running is None:
@@ -392,6 +392,19 @@ def _reap_dead_postmaster(pgdata: Path) -> None:
         os.waitpid(pid, os.WNOHANG)
     if psutil.pid_exists(pid):
         raise RuntimeError(f"the dead postmaster {pid} is not reaped yet by its parent")
+
+
+def _wait_reaped(pgdata: Path) -> None:
+    """Wait (``REAP_WAIT_S`` at most) until a dead postmaster is no longer a zombie."""
+    deadline = time.monotonic() + REAP_WAIT_S
+    while True:
+        try:
+            _reap_dead_postmaster(pgdata)
+            return
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def wait_gone(proc: psutil.Process, timeout: float) -> bool:

@@ -76,6 +76,7 @@ class EmbeddedSupervisor:
         self._set_state("up" if _alive(self._postmaster) else "down")
         while True:
             while _alive(self._postmaster):
+                self.server.ensure_watchdog()
                 await asyncio.sleep(WATCH_INTERVAL_S)
             pid = self._postmaster.pid if self._postmaster else None
             log.error("embedded PostgreSQL: postmaster %s in %s is gone; restarting it",
