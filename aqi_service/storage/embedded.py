@@ -275,8 +275,8 @@ class EmbeddedPostgres:
         """Start the server again on the same folder and socket, or join one started since.
 
         For the supervisor, after the postmaster died (blocking). Returns the new pid.
-        Raises ``RuntimeError`` while the dead postmaster is not reaped yet: PostgreSQL
-        (and the wheel) would take its pid for a running server.
+        Waits first for the dead postmaster to be reaped (a zombie's pid looks alive to
+        PostgreSQL's lock file check); raises ``RuntimeError`` when the start fails.
         """
         if self._server is None:
             raise RuntimeError("embedded PostgreSQL was never started")

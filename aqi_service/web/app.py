@@ -1,8 +1,8 @@
 """The application factory and every resource's lifetime (one ``cleanup_ctx`` each).
 
-Order: database (embedded server or URL, pool, migrations, stations) → simulator (when a
-station uses it) → HTTP client → collector → snapshot → scheduler. Teardown runs in
-reverse, only for what started.
+Order: database (embedded server or URL, pool, migrations, stations; the embedded server's
+supervisor) → simulator (when a station uses it) → HTTP client → collector → snapshot →
+scheduler. Teardown runs in reverse, only for what started.
 """
 
 from __future__ import annotations
