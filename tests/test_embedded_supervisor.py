@@ -221,3 +221,23 @@ def test_exhausted_restarts_leave_the_service_up_until_a_server_returns(
     finally:
         assert svc.stop(signal.SIGTERM) == 0
     assert gone(data_dir, 15)
+
+
+def test_a_failed_start_is_tried_again(data_dir: Path) -> None:
+    first = Service(data_dir, free_port(), data_dir / "first.log", FAST)
+    first.wait_ready(45)
+    assert first.stop(signal.SIGTERM) == 0
+    conf = data_dir / "pg" / "postgresql.auto.conf"
+    good = conf.read_text()
+    conf.write_text(good + "no_such_setting = 1\n")
+    settings = FAST | {"AQI_DATABASE_RESTART_BACKOFF_S": "1"}
+    second = Service(data_dir, free_port(), data_dir / "second.log", settings)
+    try:
+        wait_for(lambda: "start attempt 1/5 failed" in second.log.read_text(), 20,
+                 "a failed first attempt", second)
+        conf.write_text(good)
+        second.wait_ready(40)
+        assert status_of(second.url("/readyz")) == 200
+    finally:
+        assert second.stop(signal.SIGTERM) == 0
+    assert gone(data_dir, 15)

