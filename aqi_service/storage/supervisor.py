@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 import asyncpg
 import psutil
 
+from aqi_service.config import DatabaseConfig
 from aqi_service.storage.embedded import EmbeddedPostgres, postmaster_of
 
 log = logging.getLogger(__name__)
@@ -144,3 +145,28 @@ class EmbeddedSupervisor:
                         "using it", self.server.pgdata, pid)
             await self._adopt(pid)
             return
+
+
+def supervise(server: EmbeddedPostgres, pool: asyncpg.Pool, cfg: DatabaseConfig, *,
+              on_restart: Callable[[], None] | None = None,
+              on_state: Callable[[bool], None] | None = None,
+              ) -> tuple[EmbeddedSupervisor, asyncio.Task[None]]:
+    """Start a supervisor as a task; its owner cancels it and awaits it at shutdown.
+
+    Should the supervisor itself crash, the error is logged and it reads as down, so
+    that readiness does not trust a server nothing watches any more.
+    """
+    supervisor = EmbeddedSupervisor(server, pool, attempts=cfg.restart_attempts,
+                                    backoff_s=cfg.restart_backoff_s, on_restart=on_restart,
+                                    on_state=on_state)
+    task = asyncio.get_running_loop().create_task(supervisor.run(), name="embedded-supervisor")
+
+    def ended(done: asyncio.Task[None]) -> None:
+        if done.cancelled():
+            return
+        supervisor._set_state("down")
+        log.error("embedded PostgreSQL supervisor stopped: nothing restarts the server now",
+                  exc_info=done.exception())
+
+    task.add_done_callback(ended)
+    return supervisor, task

@@ -8,7 +8,6 @@ scheduler. Teardown runs in reverse, only for what started.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -16,7 +15,6 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime, timedelta, timezone
 
-import asyncpg
 from aiohttp import web
 
 from aqi_service.collect import derive
@@ -26,9 +24,8 @@ from aqi_service.collect.scheduler import Leader, Schedule
 from aqi_service.config import Config, StationConfig
 from aqi_service.monitoring.metrics import Metrics
 from aqi_service.storage import db, migrations, stations
-from aqi_service.storage.embedded import EmbeddedPostgres
 from aqi_service.storage.observations import ensure_partitions
-from aqi_service.storage.supervisor import EmbeddedSupervisor
+from aqi_service.storage.supervisor import supervise
 from aqi_service.web import keys
 from aqi_service.web.admin import setup_admin
 from aqi_service.web.api import setup_routes
@@ -159,41 +156,17 @@ async def _with_pool(app: web.Application, cfg: Config, target: db.Target) -> As
         app[keys.POOL] = pool
         app[keys.DSN] = target.dsn
         if target.embedded is not None:
-            supervision = _supervise(app, cfg, target.embedded, pool)
+            up = metrics.db_embedded_up if metrics else None
+            app[keys.EMBEDDED], supervision = supervise(
+                target.embedded, pool, cfg.database,
+                on_restart=metrics.db_embedded_restarts.inc if metrics else None,
+                on_state=up.set if up is not None else None)
         yield
     finally:
         if supervision is not None:
             supervision.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await supervision
+            await asyncio.wait([supervision])   # a crash of it was logged when it ended
         await pool.close()
-
-
-def _supervise(app: web.Application, cfg: Config, server: EmbeddedPostgres,
-               pool: asyncpg.Pool) -> asyncio.Task[None]:
-    """Start the embedded server's supervisor; a crash of it is logged and reads as down."""
-    metrics = app.get(keys.METRICS)
-    gauge = metrics.db_embedded_up if metrics else None
-    supervisor = EmbeddedSupervisor(
-        server, pool, attempts=cfg.database.restart_attempts,
-        backoff_s=cfg.database.restart_backoff_s,
-        on_restart=metrics.db_embedded_restarts.inc if metrics else None,
-        on_state=(lambda up: gauge.set(1 if up else 0)) if gauge is not None else None)
-    app[keys.EMBEDDED] = supervisor
-    task = asyncio.get_running_loop().create_task(supervisor.run(), name="embedded-supervisor")
-
-    def ended(done: asyncio.Task[None]) -> None:
-        if done.cancelled():
-            return
-        exc = done.exception()
-        supervisor.state = "down"
-        if gauge is not None:
-            gauge.set(0)
-        log.error("embedded PostgreSQL supervisor stopped: nothing restarts the server now",
-                  exc_info=exc)
-
-    task.add_done_callback(ended)
-    return task
 
 
 def _simulator_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
