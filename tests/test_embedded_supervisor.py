@@ -125,6 +125,9 @@ def test_postmaster_does_not_outlive_a_killed_serve(data_dir: Path) -> None:
     # Its watchdog is killed first: serve starts another, which does the work below.
     watchdog = psutil.Process(first.proc.pid).children()
     assert len(watchdog) == 1 and "aqi_service.storage.watchdog" in watchdog[0].cmdline()
+    watchdog[0].terminate()   # a service manager's stop signal does not end it
+    time.sleep(0.5)
+    assert watchdog[0].status() != psutil.STATUS_ZOMBIE
     watchdog[0].kill()
     wait_for(lambda: len([c for c in psutil.Process(first.proc.pid).children()
                           if c.pid != watchdog[0].pid and c.status() != "zombie"]) == 1,
