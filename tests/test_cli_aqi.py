@@ -841,3 +841,28 @@ def test_na_and_slash_in_a_record():
     slash = run_aqi(stdin=jsonl({**base, "co": "/"})).results[0]
     assert (na["aqi"], na["iaqi"].get("co")) == (None, None)
     assert (slash["aqi"], slash["primary_pollutants"], slash["scheme"]) == (80, ["pm10"], S2026)
+
+
+def test_archive_csv_is_natural_input():
+    """A CNEMC archive file as it is (timepoint, NA, /): the AQI comes back, and keys holding
+    no value (NA) are not named as ignored."""
+    text = (
+        "timepoint,stationcode,primarypollutant,aqi,pm10,pm10_24h,pm2_5,pm2_5_24h,o3,o3_24h,"
+        "o3_8h,o3_8h_24h,no2,no2_24h,so2,so2_24h,co,co_24h\n"
+        # 2695A 2026-03-01 01:00, published 232 (PM10 1 h 372: 200 + 100·22/70 = 231.4 -> 232)
+        "2026-03-01T0100,2695A,颗粒物(PM10),232,372,505,145,154,7,7,NA,NA,73,17,8,4,3.1,1.1\n"
+        # 1957A 2026-03-01 00:00 (HJ 633-2012), SO2 and CO not monitored, published 119
+        # (PM10 1 h 187 on 150-250: 100 + 50·37/100 = 118.5 -> 119)
+        "2026-03-01T0000,1957A,颗粒物(PM10),119,187,159,49,44,28,28,87,65,46,25,/,/,/,/\n"
+    )
+    run = run_aqi("--format", "csv", stdin=text)
+    assert run.returncode == 0, run.stderr
+    _, out = read_csv(run.stdout)
+    assert [(r["aqi"], r["primary_pollutants"], r["scheme"]) for r in out] == [
+        ("232", "pm10", S2026), ("119", "pm10", S2012P)]
+    note = run.stderr.split("ignored (", 1)[1].rsplit(")", 1)[0]
+    named = dict(part.split(" hourly: ") for part in note.split("; "))
+    # 2026 row: o3_8h and o3_8h_24h are NA there; 2012 row: O3 8 h 87 is given, not indexed
+    assert named[S2026].split(", ") == ["co_24h", "no2_24h", "o3_24h", "pm10_24h",
+                                        "pm2_5_24h", "so2_24h"]
+    assert "o3_8h" in named[S2012P].split(", ")

@@ -123,11 +123,13 @@ def _natural(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def ignored_keys(obj: dict[str, Any], scheme: Scheme, report: str) -> list[str]:
-    """Concentration keys given a value in ``obj`` that ``scheme``'s ``report`` does not read."""
+    """Concentration keys with a value in ``obj`` (not NA or "/") that ``scheme``'s ``report``
+    does not read."""
     read = set(scheme.inputs(report))
     read |= {k for k, v in SYNONYMS.items() if v in read}
     return sorted(k for k in obj
-                  if k in NATURAL_KEYS and k not in read and obj[k] not in (None, ""))
+                  if k in NATURAL_KEYS and k not in read
+                  and obj[k] not in (None, "", MISSING_TEXT, NOT_MONITORED))
 
 
 def index_object(obj: Any, fixed: Scheme | None, report: str, detail: bool,
