@@ -32,20 +32,30 @@ from aqi_service.storage import disclosure as store
 from aqi_service.web import keys, params
 from aqi_service.web.admin_auth import AdminGuard, actor_of, requires
 from aqi_service.web.attachments import download, upload
-from aqi_service.web.errors import ApiError
+from aqi_service.web.errors import ApiError, json_route
 
 MAX_BATCH = 1000
 """Monitoring results per request."""
-YEAR = re.compile(r"^\d{4}$")
+YEAR = re.compile(r"^[0-9]{4}$")
 
 
 # -- request helpers -----------------------------------------------------------------------
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    """The JSON object of the body; numbers kept exact (Decimal)."""
+    """The JSON object of the body (UTF-8, RFC 8259 §8.1); numbers kept exact (Decimal).
+
+    415 for another type or charset, 400 for bytes that are not UTF-8 or not JSON.
+    """
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_type", "send application/json")
-    text = await request.text()
+    if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
+        raise ApiError(415, "unsupported_type", "send application/json in UTF-8")
+    raw = await request.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "bad_encoding", "the body is not UTF-8",
+                       {"position": exc.start}) from None
     try:
         data = json.loads(text, parse_float=Decimal)
     except (json.JSONDecodeError, RecursionError):
@@ -57,23 +67,16 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 def _query(request: web.Request, name: str, *, pattern: re.Pattern[str] | None = None,
            choices: tuple[str, ...] | None = None) -> str | None:
-    values = request.query.getall(name, [])
-    if len(values) > 1:
-        raise params.bad(name, "given more than once")
-    if not values or values[0] == "":
-        return None
-    value = values[0]
-    if len(value) > params.MAX_PARAM:
-        raise params.bad(name, f"longer than {params.MAX_PARAM} characters")
-    if choices is not None and value not in choices:
-        raise params.bad(name, f"must be one of {', '.join(choices)}")
-    if pattern is not None and not pattern.match(value):
-        raise params.bad(name, f"{value[:40]!r} is not valid")
-    return value
+    """One query value (empty counts as absent), of ``choices`` or matching ``pattern``."""
+    if choices is not None:
+        return params.choice(request, name, choices, empty_is_absent=True)
+    if pattern is not None:
+        return params.matching(request, name, pattern, "valid", empty_is_absent=True)
+    return params.text(request, name, empty_is_absent=True)
 
 
 def _limit(request: web.Request, default: int = 50) -> int:
-    raw = _query(request, "limit", pattern=re.compile(r"^\d{1,4}$"))
+    raw = _query(request, "limit", pattern=re.compile(r"^[0-9]{1,4}$"))
     if raw is None:
         return default
     if not 1 <= int(raw) <= store.MAX_PAGE:
@@ -105,9 +108,10 @@ def _credit_code_path(request: web.Request) -> str:
 
 def _id_path(request: web.Request, name: str = "id") -> int:
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
+    object_id = params.object_id(raw)
+    if object_id is None:
         raise ApiError(404, "not_found", f"no object {raw[:40]!r}")
-    return int(raw)
+    return object_id
 
 
 @contextmanager
@@ -268,10 +272,8 @@ async def list_records(request: web.Request) -> web.Response:
     county = _query(request, "county", choices=tuple(models.COUNTIES))
     status = _query(request, "status", choices=_STATUSES)
     enterprise = _credit_code_query(request, "enterprise")
-    published_from = params.time_param(request, "published_from", None) \
-        if _query(request, "published_from") else None
-    published_before = params.time_param(request, "published_before", None) \
-        if _query(request, "published_before") else None
+    published_from = params.optional_time(request, "published_from", empty_is_absent=True)
+    published_before = params.optional_time(request, "published_before", empty_is_absent=True)
     q = _query(request, "q")
     limit = _limit(request, 20)
     cursor = _query(request, "cursor")
@@ -558,7 +560,7 @@ async def post_monitoring(request: web.Request) -> web.Response:
 @requires("admin")
 async def list_audit(request: web.Request) -> web.Response:
     """The audit log, newest first (filters: entity, entity_id, actor, since)."""
-    since = params.time_param(request, "since", None) if _query(request, "since") else None
+    since = params.optional_time(request, "since", empty_is_absent=True)
     with _translated():
         async with request.app[keys.POOL].acquire() as conn:
             rows, cursor = await admin_store.list_audit(
@@ -619,8 +621,8 @@ ROUTES: tuple[Route, ...] = (
 def setup_admin(app: web.Application) -> None:
     """Register the admin API, the attachment download and their resources."""
     for method, path, handler, _ in ROUTES:
-        app.router.add_route(method, path, handler)
-    app.router.add_get("/api/v1/attachments/{id}", download)
+        app.router.add_route(method, path, json_route(handler))
+    app.router.add_get("/api/v1/attachments/{id}", json_route(download))
     app.cleanup_ctx.append(_admin_ctx)
 
 

@@ -29,7 +29,7 @@ from aqi_service.errors import InputError
 from aqi_service.storage import disclosure as store
 from aqi_service.storage import disclosure_reads as reads
 from aqi_service.web import conditional, keys
-from aqi_service.web.errors import ApiError
+from aqi_service.web.errors import ApiError, json_route
 
 log = logging.getLogger(__name__)
 
@@ -582,14 +582,15 @@ def setup_disclosure(app: web.Application) -> None:
     """Register the public disclosure API, pages and feed, and the sample-data loading."""
     from aqi_service.web import atom, disclosure_pages
 
-    app.router.add_get("/api/v1/enterprises", api_enterprises)
-    app.router.add_get("/api/v1/enterprises/{credit_code}", api_enterprise)
-    app.router.add_get("/api/v1/disclosures", api_disclosures)
-    app.router.add_get("/api/v1/disclosures/stats", api_stats)
-    app.router.add_get("/api/v1/disclosures/{id}", api_disclosure)
-    app.router.add_get("/api/v1/eia", api_eia_list)
-    app.router.add_get("/api/v1/eia/{id}", api_eia)
-    app.router.add_get("/api/v1/penalties", api_penalties)
+    for path, handler in (("/api/v1/enterprises", api_enterprises),
+                          ("/api/v1/enterprises/{credit_code}", api_enterprise),
+                          ("/api/v1/disclosures", api_disclosures),
+                          ("/api/v1/disclosures/stats", api_stats),
+                          ("/api/v1/disclosures/{id}", api_disclosure),
+                          ("/api/v1/eia", api_eia_list),
+                          ("/api/v1/eia/{id}", api_eia),
+                          ("/api/v1/penalties", api_penalties)):
+        app.router.add_get(path, json_route(handler))
     atom.setup_feed(app)
     disclosure_pages.setup_pages(app)
     app.cleanup_ctx.append(seed_ctx)
