@@ -26,6 +26,7 @@ from aqi_service.disclosure.fields import Invalid, Problem
 from aqi_service.disclosure.files import AttachmentStore
 from aqi_service.disclosure.serialize import row_json
 from aqi_service.disclosure.service import Conflict, NotFound
+from aqi_service.disclosure.uploads import ALLOWED as ALLOWED_TYPES
 from aqi_service.errors import InputError
 from aqi_service.storage import admin as admin_store
 from aqi_service.storage import disclosure as store
@@ -800,6 +801,9 @@ def _openapi_paths() -> dict[str, Any]:
                                                                    {"type": "object"})}}}
         if method in ("POST", "PUT", "PATCH"):
             op["responses"]["409"] = {"description": "Conflicts with the stored state", **err}
+            op["responses"]["415"] = {"description": "Not application/json in UTF-8" if
+                                      handler is not upload else "Not multipart/form-data",
+                                      **err}
             media = "multipart/form-data" if handler is upload else "application/json"
             op["requestBody"] = {"required": True,
                                  "content": {media: {"schema": {"type": "object"}}}}
@@ -813,9 +817,9 @@ def _openapi_paths() -> dict[str, Any]:
                    "CSP sandbox; X-Content-SHA256 is its SHA-256)",
         "parameters": [{"name": "id", "in": "path", "required": True,
                         "schema": {"type": "string", "format": "uuid"}}],
-        "responses": {"200": {"description": "The file",
-                              "content": {"application/octet-stream": {
-                                  "schema": {"type": "string"}}}},
+        "responses": {"200": {"description": "The file, in its stored type",
+                              "content": {media: {"schema": {"type": "string"}}
+                                          for media in ALLOWED_TYPES}},
                       "404": {"description": "Unknown attachment", **err}}}}
     return paths
 

@@ -208,11 +208,13 @@ async def revisions(request: web.Request) -> web.Response:
 async def rankings(request: web.Request) -> web.Response:
     """Counties ranked by composite index and by PM2.5 for a month or a year."""
     period = params.choice(request, "period", ("month", "year")) or "month"
+    month = params.month_param(request, "month")   # both checked, whichever period is asked
+    year = params.year_param(request, "year")
     today = request.app[keys.CLOCK]().astimezone(SHANGHAI).date()
     if period == "month":
-        start = params.month_param(request, "month") or today.replace(day=1)
+        start = month or today.replace(day=1)
     else:
-        start = params.year_param(request, "year") or today.replace(month=1, day=1)
+        start = year or today.replace(month=1, day=1)
     first, last = ranking.period_bounds(period, start)
     async with request.app[keys.POOL].acquire() as conn:
         rows = await reads.member_daily(conn, first, last)
@@ -223,7 +225,7 @@ async def rankings(request: web.Request) -> web.Response:
 
 async def openapi_json(request: web.Request) -> web.Response:
     """The OpenAPI 3.1 document of API v1."""
-    return conditional.json_response(request, openapi.document(), 3600)
+    return conditional.json_response(request, openapi.for_app(request.app), 3600)
 
 
 def setup_routes(app: web.Application) -> None:

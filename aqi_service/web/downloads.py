@@ -119,8 +119,10 @@ class Slots:
 
     def __enter__(self) -> Slots:
         if self.busy >= self.size:
-            raise ApiError(503, "busy", f"{self.size} downloads are streaming; retry shortly",
+            err = ApiError(503, "busy", f"{self.size} downloads are streaming; retry shortly",
                            {"retry_after_s": 10})
+            err.headers["Retry-After"] = "10"
+            raise err
         self.busy += 1
         return self
 
