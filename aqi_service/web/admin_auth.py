@@ -105,8 +105,7 @@ class AdminGuard:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            self.limiter.fail(client)
+        if scheme.lower() != "bearer" or not token:   # no credentials: not a guess
             raise _unauthorized("a bearer token is required", "invalid_request")
         key_id = tokens.key_id_of(token)
         row = None
