@@ -185,3 +185,23 @@ async def test_wrong_method_on_a_page_is_an_html_405(client: TestClient) -> None
     assert resp.status == 405
     assert resp.content_type == "text/html"
     assert "GET" in resp.headers["Allow"]
+
+
+async def test_requests_without_credentials_are_not_counted_as_guesses(
+        config, clock, tmp_path) -> None:
+    from aiohttp.test_utils import TestServer
+    from disclosure_support import admin_config
+
+    from aqi_service.web.app import create_app
+
+    app = create_app(admin_config(config, tmp_path, auth_failures=3), scheduler=False,
+                     clock=clock)
+    async with TestClient(TestServer(app)) as c:
+        for _ in range(10):
+            resp = await c.get("/api/v1/admin/enterprises")
+            assert resp.status == 401
+            assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+        wrong = bearer("aqi_000000000000_" + "A" * 43)
+        for _ in range(3):
+            assert (await c.get("/api/v1/admin/enterprises", headers=wrong)).status == 401
+        assert (await c.get("/api/v1/admin/enterprises", headers=wrong)).status == 429
