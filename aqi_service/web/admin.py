@@ -268,8 +268,9 @@ _STATUSES = ("published", "corrected", "retracted")
 @requires("disclosures:write")
 async def list_records(request: web.Request) -> web.Response:
     """Records, retracted ones included (filters, ``q`` search, keyset cursor)."""
-    category = _query(request, "category")
-    subitem = _query(request, "subitem")
+    catalog = request.app[keys.DISCLOSURE_CATALOG]
+    category = _query(request, "category", choices=tuple(c.code for c in catalog.categories))
+    subitem = _query(request, "subitem", choices=tuple(s.code for s in catalog.subitems))
     county = _query(request, "county", choices=tuple(models.COUNTIES))
     status = _query(request, "status", choices=_STATUSES)
     enterprise = _credit_code_query(request, "enterprise")
@@ -769,6 +770,35 @@ _RESPONSES: dict[Callable[..., Any], dict[str, Any]] = {
     list_tokens: _obj(["tokens"], tokens={"type": "array", "items": _ref("AdminToken")}),
 }
 
+def _filter(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema}
+
+
+_TEXT = {"type": "string", "maxLength": params.MAX_PARAM,
+         "pattern": params.NO_CONTROL_PATTERN}
+_CREDIT_FILTER = {"type": "string", "pattern": "^([0-9A-HJ-NPQRTUWXY]{18})?$",
+                  "description": "unified social credit code (GB 32100, check characters "
+                                 "verified); empty: no filter"}
+_TIME_FILTER = {"type": "string", "pattern": f"^$|{params.TIME_PATTERN}"}
+
+
+def _choices(values: Any) -> dict[str, Any]:
+    return {"enum": ["", *values]}
+
+
+_LIMIT = _filter("limit", {"type": "string", "pattern": "^(|[1-9][0-9]?|1[0-9]{2}|200)$"},
+                 f"rows per page, 1-{store.MAX_PAGE}")
+assert store.MAX_PAGE == 200, "the limit's pattern above says 200"
+_BOOL = _choices(("true", "false"))
+_COMMON = [_filter("q", _TEXT, "words that must all occur"),
+           _filter("cursor", _TEXT, "next_cursor of the previous page (opaque)"), _LIMIT]
+_SAMPLE = _filter("sample", _BOOL, "only sample (true) or real (false) data")
+_COUNTY_FILTER = _filter("county", _choices(models.COUNTIES))
+_FILTERS: dict[Callable[..., Any], list[dict[str, Any]]] = {}
+"""Query parameters of the list routes (an empty value counts as absent)."""
+
+
 def _openapi_paths() -> dict[str, Any]:
     err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     paths: dict[str, Any] = {}
@@ -779,9 +809,10 @@ def _openapi_paths() -> dict[str, Any]:
             "description": f"Needs a bearer token with the scope {' or '.join(scopes)} "
                            "(or admin).",
             "security": [{"bearerAuth": scopes}],
-            "parameters": [{"name": n, "in": "path", "required": True,
-                            "schema": {"type": "string"}}
-                           for n in re.findall(r"{(\w+)}", path)],
+            "parameters": [*({"name": n, "in": "path", "required": True,
+                              "schema": {"type": "string"}}
+                             for n in re.findall(r"{(\w+)}", path)),
+                           *_FILTERS.get(handler, ())],
             "responses": {
                 "200": {"description": "OK", "content": {"application/json": {
                     "schema": _RESPONSES.get(handler, {"type": "object"})}}},
@@ -824,6 +855,30 @@ def _openapi_paths() -> dict[str, Any]:
     return paths
 
 
+_FILTERS.update({
+    list_enterprises: [_COUNTY_FILTER,
+                       _filter("control_level", _choices(("national", "provincial", "city"))),
+                       _filter("key_list_year", {"type": "string", "pattern": "^([0-9]{4})?$"}),
+                       _SAMPLE, *_COMMON],
+    list_records: [_filter("category", _TEXT, "a category code of the catalogue"),
+                   _filter("subitem", _TEXT, "a sub-item code of the catalogue"),
+                   _COUNTY_FILTER,
+                   _filter("status", _choices(_STATUSES)),
+                   _filter("enterprise", _CREDIT_FILTER),
+                   _filter("published_from", _TIME_FILTER),
+                   _filter("published_before", _TIME_FILTER), _SAMPLE, *_COMMON],
+    list_penalties: [_filter("enforcement_status", _choices(models.ENFORCEMENT)),
+                     _filter("credit_code", _CREDIT_FILTER), _COUNTY_FILTER, _SAMPLE,
+                     *_COMMON],
+    list_eia: [_COUNTY_FILTER, _filter("stage", _choices(models.EIA_STAGES)), _SAMPLE,
+               *_COMMON],
+    list_monitoring: [_filter("enterprise", _CREDIT_FILTER), _filter("outlet", _TEXT),
+                      _filter("parameter", _TEXT), _filter("source", _choices(models.SOURCES)),
+                      _filter("compliant", _BOOL), _SAMPLE, *_COMMON[1:]],
+    list_audit: [_filter("entity", _TEXT), _filter("entity_id", _TEXT),
+                 _filter("actor", _TEXT), _filter("since", _TIME_FILTER),
+                 _filter("cursor", _TEXT), _LIMIT],
+})
 OPENAPI_PATHS = _openapi_paths()
 OPENAPI_SECURITY_SCHEMES = {"bearerAuth": {
     "type": "http", "scheme": "bearer",

@@ -355,7 +355,9 @@ def _complete(paths: dict[str, Any], stations: tuple[str, ...], categories: tupl
                     param["schema"] = {**schema, "items": {"enum": list(stations)}}
                 elif values and param["in"] != "header" and (
                         param["name"] != "code" or "/admin/" not in path):
-                    param["schema"] = {"enum": list(values)}
+                    # the admin API's filters take an empty value as absent
+                    empty = [""] if "/admin/" in path else []
+                    param["schema"] = {"enum": [*empty, *values]}
                 elif schema.get("type") == "string" and not (
                         {"pattern", "format", "enum"} & set(schema)):
                     param["schema"] = {**schema, "pattern": params.NO_CONTROL_PATTERN}
