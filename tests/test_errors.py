@@ -21,12 +21,13 @@ async def test_router_limits_and_crashes_answer_the_envelope(
     async def crash(request: web.Request) -> web.Response:
         raise RuntimeError("secret internal detail")
 
+    app.router.add_get("/api/v1/_crash", crash)
     app.router.add_get("/_crash", crash)
     async with TestClient(TestServer(app)) as client:
         cases = [
-            (client.get("/no/such/page"), 404, "not_found"),
+            (client.get("/api/v1/no/such/thing"), 404, "not_found"),
             (client.post("/api/v1/now"), 405, "method_not_allowed"),
-            (client.get("/_crash"), 500, "internal_error"),
+            (client.get("/api/v1/_crash"), 500, "internal_error"),
         ]
         with caplog.at_level(logging.ERROR):
             for call, status, code in cases:
@@ -45,6 +46,12 @@ async def test_router_limits_and_crashes_answer_the_envelope(
                                  headers={"Authorization": "Bearer nothing"})
         assert resp.status in (401, 413)
         assert (await resp.json())["error"]["code"] in ("unauthorized", "too_large")
-        # The HTML pages keep their own error pages.
+        # The HTML pages keep their own error pages; a crash on a page path gets the HTML
+        # 500 page, which names nothing internal either.
         resp = await client.get("/stations/NOPE")
         assert resp.status == 404 and resp.content_type == "text/html"
+        with caplog.at_level(logging.ERROR):
+            resp = await client.get("/_crash", headers={"Accept-Language": "en"})
+        assert resp.status == 500 and resp.content_type == "text/html"
+        text = await resp.text()
+        assert "Server error" in text and "secret" not in text

@@ -26,26 +26,37 @@ from aqi_service.disclosure.fields import Invalid, Problem
 from aqi_service.disclosure.files import AttachmentStore
 from aqi_service.disclosure.serialize import row_json
 from aqi_service.disclosure.service import Conflict, NotFound
+from aqi_service.disclosure.uploads import ALLOWED as ALLOWED_TYPES
 from aqi_service.errors import InputError
 from aqi_service.storage import admin as admin_store
 from aqi_service.storage import disclosure as store
 from aqi_service.web import keys, params
 from aqi_service.web.admin_auth import AdminGuard, actor_of, requires
 from aqi_service.web.attachments import download, upload
-from aqi_service.web.errors import ApiError
+from aqi_service.web.errors import ApiError, json_route
 
 MAX_BATCH = 1000
 """Monitoring results per request."""
-YEAR = re.compile(r"^\d{4}$")
+YEAR = re.compile(r"^[0-9]{4}$")
 
 
 # -- request helpers -----------------------------------------------------------------------
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    """The JSON object of the body; numbers kept exact (Decimal)."""
+    """The JSON object of the body (UTF-8, RFC 8259 §8.1); numbers kept exact (Decimal).
+
+    415 for another type or charset, 400 for bytes that are not UTF-8 or not JSON.
+    """
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_type", "send application/json")
-    text = await request.text()
+    if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
+        raise ApiError(415, "unsupported_type", "send application/json in UTF-8")
+    raw = await request.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "bad_encoding", "the body is not UTF-8",
+                       {"position": exc.start}) from None
     try:
         data = json.loads(text, parse_float=Decimal)
     except (json.JSONDecodeError, RecursionError):
@@ -57,23 +68,16 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 def _query(request: web.Request, name: str, *, pattern: re.Pattern[str] | None = None,
            choices: tuple[str, ...] | None = None) -> str | None:
-    values = request.query.getall(name, [])
-    if len(values) > 1:
-        raise params.bad(name, "given more than once")
-    if not values or values[0] == "":
-        return None
-    value = values[0]
-    if len(value) > params.MAX_PARAM:
-        raise params.bad(name, f"longer than {params.MAX_PARAM} characters")
-    if choices is not None and value not in choices:
-        raise params.bad(name, f"must be one of {', '.join(choices)}")
-    if pattern is not None and not pattern.match(value):
-        raise params.bad(name, f"{value[:40]!r} is not valid")
-    return value
+    """One query value (empty counts as absent), of ``choices`` or matching ``pattern``."""
+    if choices is not None:
+        return params.choice(request, name, choices, empty_is_absent=True)
+    if pattern is not None:
+        return params.matching(request, name, pattern, "valid", empty_is_absent=True)
+    return params.text(request, name, empty_is_absent=True)
 
 
 def _limit(request: web.Request, default: int = 50) -> int:
-    raw = _query(request, "limit", pattern=re.compile(r"^\d{1,4}$"))
+    raw = _query(request, "limit", pattern=re.compile(r"^[0-9]{1,4}$"))
     if raw is None:
         return default
     if not 1 <= int(raw) <= store.MAX_PAGE:
@@ -105,9 +109,10 @@ def _credit_code_path(request: web.Request) -> str:
 
 def _id_path(request: web.Request, name: str = "id") -> int:
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
+    object_id = params.object_id(raw)
+    if object_id is None:
         raise ApiError(404, "not_found", f"no object {raw[:40]!r}")
-    return int(raw)
+    return object_id
 
 
 @contextmanager
@@ -263,15 +268,14 @@ _STATUSES = ("published", "corrected", "retracted")
 @requires("disclosures:write")
 async def list_records(request: web.Request) -> web.Response:
     """Records, retracted ones included (filters, ``q`` search, keyset cursor)."""
-    category = _query(request, "category")
-    subitem = _query(request, "subitem")
+    catalog = request.app[keys.DISCLOSURE_CATALOG]
+    category = _query(request, "category", choices=tuple(c.code for c in catalog.categories))
+    subitem = _query(request, "subitem", choices=tuple(s.code for s in catalog.subitems))
     county = _query(request, "county", choices=tuple(models.COUNTIES))
     status = _query(request, "status", choices=_STATUSES)
     enterprise = _credit_code_query(request, "enterprise")
-    published_from = params.time_param(request, "published_from", None) \
-        if _query(request, "published_from") else None
-    published_before = params.time_param(request, "published_before", None) \
-        if _query(request, "published_before") else None
+    published_from = params.optional_time(request, "published_from", empty_is_absent=True)
+    published_before = params.optional_time(request, "published_before", empty_is_absent=True)
     q = _query(request, "q")
     limit = _limit(request, 20)
     cursor = _query(request, "cursor")
@@ -558,7 +562,7 @@ async def post_monitoring(request: web.Request) -> web.Response:
 @requires("admin")
 async def list_audit(request: web.Request) -> web.Response:
     """The audit log, newest first (filters: entity, entity_id, actor, since)."""
-    since = params.time_param(request, "since", None) if _query(request, "since") else None
+    since = params.optional_time(request, "since", empty_is_absent=True)
     with _translated():
         async with request.app[keys.POOL].acquire() as conn:
             rows, cursor = await admin_store.list_audit(
@@ -619,8 +623,8 @@ ROUTES: tuple[Route, ...] = (
 def setup_admin(app: web.Application) -> None:
     """Register the admin API, the attachment download and their resources."""
     for method, path, handler, _ in ROUTES:
-        app.router.add_route(method, path, handler)
-    app.router.add_get("/api/v1/attachments/{id}", download)
+        app.router.add_route(method, path, json_route(handler))
+    app.router.add_get("/api/v1/attachments/{id}", json_route(download))
     app.cleanup_ctx.append(_admin_ctx)
 
 
@@ -766,6 +770,35 @@ _RESPONSES: dict[Callable[..., Any], dict[str, Any]] = {
     list_tokens: _obj(["tokens"], tokens={"type": "array", "items": _ref("AdminToken")}),
 }
 
+def _filter(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema}
+
+
+_TEXT = {"type": "string", "maxLength": params.MAX_PARAM,
+         "pattern": params.NO_CONTROL_PATTERN}
+_CREDIT_FILTER = {"type": "string", "pattern": "^([0-9A-HJ-NPQRTUWXY]{18})?$",
+                  "description": "unified social credit code (GB 32100, check characters "
+                                 "verified); empty: no filter"}
+_TIME_FILTER = {"type": "string", "pattern": f"^$|{params.TIME_PATTERN}"}
+
+
+def _choices(values: Any) -> dict[str, Any]:
+    return {"enum": ["", *values]}
+
+
+_LIMIT = _filter("limit", {"type": "string", "pattern": "^(|[1-9][0-9]?|1[0-9]{2}|200)$"},
+                 f"rows per page, 1-{store.MAX_PAGE}")
+assert store.MAX_PAGE == 200, "the limit's pattern above says 200"
+_BOOL = _choices(("true", "false"))
+_COMMON = [_filter("q", _TEXT, "words that must all occur"),
+           _filter("cursor", _TEXT, "next_cursor of the previous page (opaque)"), _LIMIT]
+_SAMPLE = _filter("sample", _BOOL, "only sample (true) or real (false) data")
+_COUNTY_FILTER = _filter("county", _choices(models.COUNTIES))
+_FILTERS: dict[Callable[..., Any], list[dict[str, Any]]] = {}
+"""Query parameters of the list routes (an empty value counts as absent)."""
+
+
 def _openapi_paths() -> dict[str, Any]:
     err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     paths: dict[str, Any] = {}
@@ -776,9 +809,10 @@ def _openapi_paths() -> dict[str, Any]:
             "description": f"Needs a bearer token with the scope {' or '.join(scopes)} "
                            "(or admin).",
             "security": [{"bearerAuth": scopes}],
-            "parameters": [{"name": n, "in": "path", "required": True,
-                            "schema": {"type": "string"}}
-                           for n in re.findall(r"{(\w+)}", path)],
+            "parameters": [*({"name": n, "in": "path", "required": True,
+                              "schema": {"type": "string"}}
+                             for n in re.findall(r"{(\w+)}", path)),
+                           *_FILTERS.get(handler, ())],
             "responses": {
                 "200": {"description": "OK", "content": {"application/json": {
                     "schema": _RESPONSES.get(handler, {"type": "object"})}}},
@@ -798,6 +832,9 @@ def _openapi_paths() -> dict[str, Any]:
                                                                    {"type": "object"})}}}
         if method in ("POST", "PUT", "PATCH"):
             op["responses"]["409"] = {"description": "Conflicts with the stored state", **err}
+            op["responses"]["415"] = {"description": "Not application/json in UTF-8" if
+                                      handler is not upload else "Not multipart/form-data",
+                                      **err}
             media = "multipart/form-data" if handler is upload else "application/json"
             op["requestBody"] = {"required": True,
                                  "content": {media: {"schema": {"type": "object"}}}}
@@ -811,13 +848,37 @@ def _openapi_paths() -> dict[str, Any]:
                    "CSP sandbox; X-Content-SHA256 is its SHA-256)",
         "parameters": [{"name": "id", "in": "path", "required": True,
                         "schema": {"type": "string", "format": "uuid"}}],
-        "responses": {"200": {"description": "The file",
-                              "content": {"application/octet-stream": {
-                                  "schema": {"type": "string"}}}},
+        "responses": {"200": {"description": "The file, in its stored type",
+                              "content": {media: {"schema": {"type": "string"}}
+                                          for media in ALLOWED_TYPES}},
                       "404": {"description": "Unknown attachment", **err}}}}
     return paths
 
 
+_FILTERS.update({
+    list_enterprises: [_COUNTY_FILTER,
+                       _filter("control_level", _choices(("national", "provincial", "city"))),
+                       _filter("key_list_year", {"type": "string", "pattern": "^([0-9]{4})?$"}),
+                       _SAMPLE, *_COMMON],
+    list_records: [_filter("category", _TEXT, "a category code of the catalogue"),
+                   _filter("subitem", _TEXT, "a sub-item code of the catalogue"),
+                   _COUNTY_FILTER,
+                   _filter("status", _choices(_STATUSES)),
+                   _filter("enterprise", _CREDIT_FILTER),
+                   _filter("published_from", _TIME_FILTER),
+                   _filter("published_before", _TIME_FILTER), _SAMPLE, *_COMMON],
+    list_penalties: [_filter("enforcement_status", _choices(models.ENFORCEMENT)),
+                     _filter("credit_code", _CREDIT_FILTER), _COUNTY_FILTER, _SAMPLE,
+                     *_COMMON],
+    list_eia: [_COUNTY_FILTER, _filter("stage", _choices(models.EIA_STAGES)), _SAMPLE,
+               *_COMMON],
+    list_monitoring: [_filter("enterprise", _CREDIT_FILTER), _filter("outlet", _TEXT),
+                      _filter("parameter", _TEXT), _filter("source", _choices(models.SOURCES)),
+                      _filter("compliant", _BOOL), _SAMPLE, *_COMMON[1:]],
+    list_audit: [_filter("entity", _TEXT), _filter("entity_id", _TEXT),
+                 _filter("actor", _TEXT), _filter("since", _TIME_FILTER),
+                 _filter("cursor", _TEXT), _LIMIT],
+})
 OPENAPI_PATHS = _openapi_paths()
 OPENAPI_SECURITY_SCHEMES = {"bearerAuth": {
     "type": "http", "scheme": "bearer",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -12,7 +12,7 @@ from aqi_service.aqi.schemes import SHANGHAI, all_schemes
 from aqi_service.storage import reads
 from aqi_service.web import conditional, downloads, keys, openapi, params, status
 from aqi_service.web import rankings as ranking
-from aqi_service.web.errors import ApiError
+from aqi_service.web.errors import ApiError, json_route
 from aqi_service.web.snapshot import SnapshotStore, daily_json, record_json
 
 MAX_HOURLY_RANGE = timedelta(days=31)
@@ -179,22 +179,14 @@ async def revisions(request: web.Request) -> web.Response:
 
 async def rankings(request: web.Request) -> web.Response:
     """Counties ranked by composite index and by PM2.5 for a month or a year."""
-    period = request.query.get("period", "month")
-    if period not in ("month", "year"):
-        raise params.bad("period", "must be 'month' or 'year'")
-    name = "month" if period == "month" else "year"
-    raw = request.query.get(name)
+    period = params.choice(request, "period", ("month", "year")) or "month"
+    month = params.month_param(request, "month")   # both checked, whichever period is asked
+    year = params.year_param(request, "year")
     today = request.app[keys.CLOCK]().astimezone(SHANGHAI).date()
-    try:
-        if raw is None:
-            start = today.replace(day=1) if period == "month" else today.replace(month=1, day=1)
-        elif period == "month":
-            start = datetime.strptime(raw, "%Y-%m").date()
-        else:
-            start = datetime.strptime(raw, "%Y").date()
-    except ValueError:
-        raise params.bad(name, "expected YYYY-MM" if period == "month" else "expected YYYY",
-                         ) from None
+    if period == "month":
+        start = month or today.replace(day=1)
+    else:
+        start = year or today.replace(month=1, day=1)
     first, last = ranking.period_bounds(period, start)
     async with request.app[keys.POOL].acquire() as conn:
         rows = await reads.member_daily(conn, first, last)
@@ -205,22 +197,25 @@ async def rankings(request: web.Request) -> web.Response:
 
 async def openapi_json(request: web.Request) -> web.Response:
     """The OpenAPI 3.1 document of API v1."""
-    return conditional.json_response(request, openapi.document(), 3600)
+    return conditional.json_response(request, openapi.for_app(request.app), 3600)
 
 
 def setup_routes(app: web.Application) -> None:
-    """Register the routes."""
+    """Register the routes (those reading the database answer an outage with 503; /now
+    answers from the snapshot and is not wrapped: the hot path)."""
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/v1/now", now_handler(app[keys.SNAPSHOT]))
-    app.router.add_get("/api/v1/stations", stations)
-    app.router.add_get("/api/v1/stations/{code}", station)
-    app.router.add_get("/api/v1/stations/{code}/hourly", station_hourly)
-    app.router.add_get("/api/v1/stations/{code}/daily", station_daily)
-    app.router.add_get("/api/v1/city/hourly", city_hourly)
-    app.router.add_get("/api/v1/city/daily", city_daily)
-    app.router.add_get("/api/v1/schemes", schemes)
-    app.router.add_get("/api/v1/revisions", revisions)
-    app.router.add_get("/api/v1/rankings", rankings)
+    for path, handler in (
+            ("/api/v1/stations", stations),
+            ("/api/v1/stations/{code}", station),
+            ("/api/v1/stations/{code}/hourly", station_hourly),
+            ("/api/v1/stations/{code}/daily", station_daily),
+            ("/api/v1/city/hourly", city_hourly),
+            ("/api/v1/city/daily", city_daily),
+            ("/api/v1/schemes", schemes),
+            ("/api/v1/revisions", revisions),
+            ("/api/v1/rankings", rankings)):
+        app.router.add_get(path, json_route(handler))
     downloads.setup_downloads(app)
     app.router.add_get("/api/v1/openapi.json", openapi_json)

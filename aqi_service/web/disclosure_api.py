@@ -28,8 +28,8 @@ from aqi_service.disclosure.serialize import row_json
 from aqi_service.errors import InputError
 from aqi_service.storage import disclosure as store
 from aqi_service.storage import disclosure_reads as reads
-from aqi_service.web import conditional, keys
-from aqi_service.web.errors import ApiError
+from aqi_service.web import conditional, keys, params
+from aqi_service.web.errors import ApiError, json_route
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,6 @@ CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 SUBITEM_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}\.[a-z][a-z0-9_]{0,39}$")
 CREDIT_CODE = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$")
 INDUSTRY = re.compile(r"^[A-T]([0-9]{1,4})?$")
-DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 DIGITS = re.compile(r"^[0-9]{1,18}$")
 HIDDEN_OUTLET = ("id", "enterprise_id", "hj212_mn")
 """Not published: internal ids, and the data logger's HJ 212 MN (it addresses the device)."""
@@ -67,12 +66,14 @@ class BadFilter(InputError):
 class Query:
     """Typed access to a request's query parameters; every refusal names the parameter.
 
-    An empty value counts as absent (HTML forms send empty fields); a value given twice,
-    too long, or holding control characters is refused.
+    On the pages an empty value counts as absent (HTML forms send empty fields); the JSON
+    API (``forms=False``) refuses it like the rest of API v1. A value given twice, too
+    long, or holding control characters is refused.
     """
 
-    def __init__(self, query: Mapping[str, str] | Any) -> None:
+    def __init__(self, query: Mapping[str, str] | Any, *, forms: bool = True) -> None:
         self.query = query
+        self.forms = forms
 
     def text(self, name: str, max_len: int = 40) -> str | None:
         """One value, stripped; None when absent or empty."""
@@ -82,6 +83,9 @@ class Query:
         if not values:
             return None
         value = values[0]
+        if value == "" and not self.forms:
+            raise BadFilter(name, "empty (leave the parameter out for the default)",
+                            "为空（不需要时请省略该参数）")
         if len(value) > max_len:
             raise BadFilter(name, f"longer than {max_len} characters", f"超过 {max_len} 个字符")
         if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
@@ -126,17 +130,12 @@ class Query:
         value = self.text(name)
         if value is None:
             return None
-        try:
-            if not DAY.match(value):
-                raise ValueError
-            day = date.fromisoformat(value)
-        except ValueError:
-            raise BadFilter(name, f"{value!r} is not a date (YYYY-MM-DD)",
-                            f"{value!r} 不是日期（YYYY-MM-DD）") from None
-        if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
-            raise BadFilter(name, f"must be in {EARLIEST_YEAR}-{LATEST_YEAR}",
-                            f"应在 {EARLIEST_YEAR}—{LATEST_YEAR} 年之间")
-        return day
+        if not params.DATE_RE.match(value):
+            raise BadFilter(name, f"{value!r} is not a date of {params.EARLIEST.year}-"
+                            f"{params.LATEST.year} (YYYY-MM-DD)",
+                            f"{value!r} 不是 {params.EARLIEST.year}—{params.LATEST.year} 年的"
+                            "日期（YYYY-MM-DD）")
+        return date.fromisoformat(value)
 
     def days(self) -> tuple[date | None, date | None]:
         """``from`` and ``to`` (inclusive days); ``from`` after ``to`` is refused."""
@@ -197,9 +196,10 @@ async def record_page(conn: asyncpg.Connection, q: Query) -> Page:
     statuses = q.text("status", 40)
     status_list = None
     if statuses is not None:
-        status_list = sorted({s.strip() for s in statuses.split(",") if s.strip()})
+        given = [s.strip() for s in statuses.split(",") if s.strip()]
+        status_list = sorted(set(given))
         bad = [s for s in status_list if s not in models.RECORD_STATUSES]
-        if bad or not status_list:
+        if bad or not status_list or len(given) != len(status_list):
             raise BadFilter("status", f"{statuses!r}: give one or more of "
                             f"{', '.join(models.RECORD_STATUSES)} (comma-separated)",
                             f"{statuses!r}：应为 {'、'.join(models.RECORD_STATUSES)} 之一或多个"
@@ -317,7 +317,7 @@ async def enterprise_file(conn: asyncpg.Connection, app: web.Application,
 
 def record_id_of(raw: str) -> int | None:
     """A record or project id from a path (None when it cannot be one)."""
-    return int(raw) if DIGITS.match(raw) and int(raw) < 2 ** 63 else None
+    return params.object_id(raw)
 
 
 async def record_file(conn: asyncpg.Connection, record_id: int) -> dict[str, Any] | None:
@@ -426,7 +426,7 @@ def _list_handler(name: str, pager: Callable[[Any, Query], Awaitable[Page]],
     async def handler(request: web.Request) -> web.Response:
         try:
             async with request.app[keys.POOL].acquire() as conn:
-                page = await pager(conn, Query(request.query))
+                page = await pager(conn, Query(request.query, forms=False))
         except BadFilter as exc:
             raise _bad(exc) from None
         return _list_json(request, name, page, hide=hide)
@@ -506,7 +506,8 @@ async def api_disclosure(request: web.Request) -> web.Response:
 def stats_year(request: web.Request) -> int:
     """``year`` (default: the current year in Asia/Shanghai)."""
     this_year = request.app[keys.CLOCK]().astimezone(SHANGHAI).year
-    return Query(request.query).integer("year", EARLIEST_YEAR, LATEST_YEAR) or this_year
+    return Query(request.query, forms=False).integer("year", EARLIEST_YEAR,
+                                                     LATEST_YEAR) or this_year
 
 
 def stats_json(s: YearStats) -> dict[str, Any]:
@@ -582,14 +583,15 @@ def setup_disclosure(app: web.Application) -> None:
     """Register the public disclosure API, pages and feed, and the sample-data loading."""
     from aqi_service.web import atom, disclosure_pages
 
-    app.router.add_get("/api/v1/enterprises", api_enterprises)
-    app.router.add_get("/api/v1/enterprises/{credit_code}", api_enterprise)
-    app.router.add_get("/api/v1/disclosures", api_disclosures)
-    app.router.add_get("/api/v1/disclosures/stats", api_stats)
-    app.router.add_get("/api/v1/disclosures/{id}", api_disclosure)
-    app.router.add_get("/api/v1/eia", api_eia_list)
-    app.router.add_get("/api/v1/eia/{id}", api_eia)
-    app.router.add_get("/api/v1/penalties", api_penalties)
+    for path, handler in (("/api/v1/enterprises", api_enterprises),
+                          ("/api/v1/enterprises/{credit_code}", api_enterprise),
+                          ("/api/v1/disclosures", api_disclosures),
+                          ("/api/v1/disclosures/stats", api_stats),
+                          ("/api/v1/disclosures/{id}", api_disclosure),
+                          ("/api/v1/eia", api_eia_list),
+                          ("/api/v1/eia/{id}", api_eia),
+                          ("/api/v1/penalties", api_penalties)):
+        app.router.add_get(path, json_route(handler))
     atom.setup_feed(app)
     disclosure_pages.setup_pages(app)
     app.cleanup_ctx.append(seed_ctx)
@@ -609,6 +611,7 @@ _NUM0 = {"type": ["number", "null"]}
 _TIME = {"type": "string", "format": "date-time"}
 _TIME0 = {"type": ["string", "null"], "format": "date-time"}
 _DAY = {"type": "string", "format": "date"}
+_DAY_PARAM = {"type": "string", "pattern": params.DATE_PATTERN}
 _DAY0 = {"type": ["string", "null"], "format": "date"}
 _DEC0 = {"type": ["string", "null"], "pattern": "^-?[0-9]+(\\.[0-9]+)?$",
          "description": "exact decimal as text"}
@@ -772,19 +775,22 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
 
 def _q(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema or {"type": "string"}}
+            "schema": schema or {"type": "string", "minLength": 1, "maxLength": 40}}
 
 
-_PAGING = [_q("cursor", "next_cursor of the previous page (opaque; an altered one is a 400)"),
+_PAGING = [_q("cursor", "next_cursor of the previous page (opaque; an altered one is a 400)",
+              {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR}),
            _q("limit", "rows per page", {"type": "integer", "minimum": 1,
                                          "maximum": reads.MAX_PAGE})]
 _SEARCH = _q("q", "words that must all occur (Chinese: any two characters of a word "
-             "match); at most 100 characters")
-_DAYS = [_q("from", "first day, inclusive (YYYY-MM-DD, Asia/Shanghai)", _DAY),
-         _q("to", "last day, inclusive (YYYY-MM-DD, Asia/Shanghai)", _DAY)]
+             "match); at most 100 characters",
+             {"type": "string", "minLength": 1, "maxLength": MAX_Q})
+_DAYS = [_q("from", "first day, inclusive (YYYY-MM-DD, Asia/Shanghai, 2000-2099; not "
+            "after to)", _DAY_PARAM),
+         _q("to", "last day, inclusive (YYYY-MM-DD, Asia/Shanghai, 2000-2099)", _DAY_PARAM)]
 _ERR = {"content": {"application/json": {"schema": _ref("Error")}}}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string",
-                                                                "pattern": "^[0-9]+$"}}
+                                                                "pattern": params.ID_PATTERN}}
 
 
 def _get(summary: str, schema: str, params: list[dict[str, Any]], description: str = "",
@@ -805,10 +811,12 @@ OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/enterprises": _get(
         "Enterprises (pollution sources), by county, name and id", "EnterpriseList",
         [_q("county", "county code", _COUNTY),
-         _q("industry", "GB/T 4754 industry code or its prefix (e.g. C30)"),
+         _q("industry", "GB/T 4754 industry code or its prefix (e.g. C30)",
+            {"type": "string", "pattern": "^[A-Ta-t]([0-9]{1,4})?$"}),
          _q("control_level", "key-enterprise level",
             {"enum": ["national", "provincial", "city"]}),
-         _q("key_list_year", "on the key-polluter list of this year", _INT),
+         _q("key_list_year", "on the key-polluter list of this year",
+            {"type": "integer", "minimum": EARLIEST_YEAR, "maximum": LATEST_YEAR}),
          _SEARCH, *_PAGING]),
     "/api/v1/enterprises/{credit_code}": _get(
         "An enterprise and everything published about it", "EnterpriseFile",
@@ -821,7 +829,10 @@ OPENAPI_PATHS: dict[str, Any] = {
         "DisclosureList",
         [_q("category", "category code"), _q("subitem", "sub-item code (category.name)"),
          _q("enterprise", "the enterprise's credit code", _CREDIT), _SEARCH, *_DAYS,
-         _q("status", "published, corrected, retracted (comma-separated)"), *_PAGING]),
+         {**_q("status", "published, corrected, retracted (comma-separated)",
+               {"type": "array", "minItems": 1, "uniqueItems": True,
+                "items": {"enum": list(models.RECORD_STATUSES)}}),
+          "style": "form", "explode": False}, *_PAGING]),
     "/api/v1/disclosures/stats": _get(
         "Yearly disclosure statistics for the annual report", "DisclosureStats",
         [_q("year", "default: the current year", {"type": "integer", "minimum": EARLIEST_YEAR,

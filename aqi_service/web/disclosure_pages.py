@@ -16,7 +16,7 @@ from aiohttp import web
 
 from aqi_service.disclosure import models
 from aqi_service.storage import disclosure_reads as reads
-from aqi_service.web import charts, keys, templating
+from aqi_service.web import charts, errors, keys, templating
 from aqi_service.web import disclosure_api as api
 from aqi_service.web.pages import PageError
 from aqi_service.web.templating import lang_for
@@ -86,18 +86,21 @@ def _render(request: web.Request, template: str, context: dict[str, Any],
 
 
 def page(handler: Handler) -> Handler:
-    """Answer a bad filter (400) or a ``PageError`` with the HTML error page."""
+    """Answer a bad filter (400), a ``PageError`` or a database outage (503) with the HTML
+    error page."""
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
         except api.BadFilter as exc:
-            error = PageError(400, f"参数 {exc.name}：{exc.message_zh}。",
-                              f"{exc.name}: {exc.message_en}.")
+            return errors.html_error(request, 400, f"参数 {exc.name}：{exc.message_zh}。",
+                                     f"{exc.name}: {exc.message_en}.")
         except PageError as exc:
-            error = exc
-        return _render(request, "error.html", {
-            "status": error.status, "message_zh": error.message_zh,
-            "message_en": error.message_en}, status=error.status)
+            return errors.html_error(request, exc.status, exc.message_zh, exc.message_en)
+        except errors.DATABASE_ERRORS as exc:
+            outage = errors.outage_page(request, exc)
+            if outage is None:
+                raise
+            return outage
     wrapped.__doc__ = handler.__doc__
     return wrapped
 

@@ -30,7 +30,7 @@ from aqi_service.web.codebook import (
     csvw_metadata,
     download_headers,
 )
-from aqi_service.web.errors import ApiError
+from aqi_service.web.errors import ApiError, json_route
 from aqi_service.web.public_url import public_origin
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ CHUNK_ROWS = 2000
 WRITE_BYTES = 256 * 1024
 """COPY output is gathered into writes of this size (fewer, larger writes to the socket)."""
 MAX_SPAN = timedelta(days=366 * 20)
+MAX_STATIONS_PARAM = 4000
+"""Longest ``stations`` list (characters)."""
 STREAM_TIMEOUT_S = 3600.0
 """Longest a CSV download may take (slow clients hold a database connection)."""
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8",
@@ -64,19 +66,17 @@ def row_of(rec: Any, pollutants: list[str]) -> list[Any]:
 
 
 async def _choose(request: web.Request) -> tuple[list[str], list[str]]:
-    raw = request.query.get("stations", "")
+    raw = params.text(request, "stations", MAX_STATIONS_PARAM, empty_is_absent=True)
+    wanted = params.text(request, "pollutants", empty_is_absent=True)
     async with request.app[keys.POOL].acquire() as conn:
-        if not raw:
+        if raw is None:
             codes = [r["code"] for r in await conn.fetch(reads.SELECT_STATIONS)]
         else:
-            if len(raw) > 4000:
-                raise params.bad("stations", "too long")
             codes = [c.strip() for c in raw.split(",") if c.strip()]
             known = {r["code"] for r in await conn.fetch(reads.SELECT_KNOWN_CODES, codes)}
             unknown = [c for c in codes if c not in known]
-            if unknown:
+            if unknown or not codes:
                 raise params.bad("stations", f"unknown station(s) {unknown[:10]}")
-    wanted = request.query.get("pollutants", "")
     pollutants = [p.strip() for p in wanted.split(",") if p.strip()] if wanted else list(
         POLLUTANTS)
     bad_names = [p for p in pollutants if p not in POLLUTANTS]
@@ -120,8 +120,10 @@ class Slots:
 
     def __enter__(self) -> Slots:
         if self.busy >= self.size:
-            raise ApiError(503, "busy", f"{self.size} downloads are streaming; retry shortly",
+            err = ApiError(503, "busy", f"{self.size} downloads are streaming; retry shortly",
                            {"retry_after_s": 10})
+            err.headers["Retry-After"] = "10"
+            raise err
         self.busy += 1
         return self
 
@@ -238,5 +240,6 @@ def setup_downloads(app: web.Application) -> None:
     app[keys.DOWNLOAD_SLOTS] = Slots(max(app[keys.CONFIG].database.pool_max // 2, 1))
     app[keys.MONTHLY_CACHE] = monthly.MonthlyCache(monthly.CACHE_BYTES)
     app.router.add_get("/api/v1/download/hourly.csv-metadata.json", metadata)
-    app.router.add_get("/api/v1/download/hourly.{fmt}", hourly)
-    app.router.add_get("/api/v1/download/monthly/{code}/{month}.csv.gz", monthly.monthly_file)
+    app.router.add_get("/api/v1/download/hourly.{fmt}", json_route(hourly))
+    app.router.add_get("/api/v1/download/monthly/{code}/{month}.csv.gz",
+                       json_route(monthly.monthly_file))

@@ -5,16 +5,20 @@ Kept true by tests that validate real responses against it.
 
 from __future__ import annotations
 
+import copy
 import importlib
+from functools import lru_cache
 from typing import Any
 
 from aqi_service import __version__
 from aqi_service.aqi.schemes import all_schemes
+from aqi_service.web import params
 
 _NUM = {"type": ["number", "null"]}
 _INT = {"type": ["integer", "null"]}
 _STR = {"type": ["string", "null"]}
-_NAMES = {"type": "array", "items": {"enum": ["so2", "no2", "co", "o3", "pm10", "pm2_5"]}}
+_POLLUTANTS = ("so2", "no2", "co", "o3", "pm10", "pm2_5")
+_NAMES = {"type": "array", "items": {"enum": list(_POLLUTANTS)}}
 _FIELDS_HOURLY = ("so2", "so2_24h", "no2", "no2_24h", "co", "co_24h", "o3", "o3_8h", "o3_24h",
                   "o3_8h_24h", "pm10", "pm10_24h", "pm2_5", "pm2_5_24h")
 _FIELDS_DAILY = ("so2_24h", "no2_24h", "co_24h", "pm10_24h", "pm2_5_24h", "o3_24h",
@@ -157,18 +161,33 @@ def _ok(schema: dict[str, Any], description: str) -> dict[str, Any]:
     }
 
 
-def _param(name: str, description: str, fmt: str = "date-time",
+def _param(name: str, description: str, kind: str = "time",
            where: str = "query", required: bool = False) -> dict[str, Any]:
+    schema = {"time": {"type": "string", "pattern": params.TIME_PATTERN},
+              "date": {"type": "string", "pattern": params.DATE_PATTERN},
+              "code": {"type": "string", "pattern": params.STATION_CODE.pattern}}[kind]
     return {"name": name, "in": where, "required": required, "description": description,
-            "schema": {"type": "string", "format": fmt} if fmt else {"type": "string"}}
+            "schema": schema}
 
 
-_CODE = _param("code", "station code", "", "path", True)
-_FROM_TO = [_param("from", "start (ISO 8601; Asia/Shanghai if no offset)"),
-            _param("to", "end (ISO 8601; Asia/Shanghai if no offset)")]
-_DAYS = [_param("from", "first day", "date"), _param("to", "last day", "date")]
+_TIMES = ("ISO 8601 of 2000-2099: a date or a date and time, with an offset or Z (none: "
+          "Asia/Shanghai); an empty value is refused")
+_CODE = _param("code", "station code", "code", "path", True)
+_FROM_TO = [_param("from", f"start ({_TIMES}); not after to"),
+            _param("to", f"end ({_TIMES})")]
+_DAYS = [_param("from", "first day (YYYY-MM-DD, 2000-2099); not after to", "date"),
+         _param("to", "last day (YYYY-MM-DD, 2000-2099)", "date")]
 _404 = {"404": {"description": "Unknown station",
                 "content": {"application/json": {"schema": _ref("Error")}}}}
+_503 = {"description": "The database is unavailable (code database_unavailable), or too "
+                       "many downloads are streaming (code busy); retry after Retry-After "
+                       "seconds",
+        "headers": {"Retry-After": {"required": True, "description": "seconds",
+                                    "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+        "content": {"application/json": {"schema": _ref("Error")}}}
+NO_DATABASE = frozenset({"/api/v1/now", "/api/v1/schemes", "/api/v1/openapi.json",
+                         "/api/v1/download/hourly.csv-metadata.json"})
+"""Operations answered without the database (from the snapshot or from code)."""
 
 
 CONTRIBUTORS: tuple[str, ...] = ("aqi_service.web.status", "aqi_service.web.admin",
@@ -176,8 +195,11 @@ CONTRIBUTORS: tuple[str, ...] = ("aqi_service.web.status", "aqi_service.web.admi
 """Modules whose ``OPENAPI_PATHS`` / ``OPENAPI_SCHEMAS`` dicts join the document."""
 
 
-def document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document."""
+@lru_cache(maxsize=8)   # one per deployment; callers do not change it
+def document(stations: tuple[str, ...] = (), categories: tuple[str, ...] = (),
+             subitems: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The OpenAPI 3.1 document; with the deployment's station codes and disclosure
+    catalogue, those parameters are enumerated (any other value is refused)."""
     paths: dict[str, Any] = {
         "/api/v1/now": {"get": {
             "summary": "The latest hour for the city and every station",
@@ -215,11 +237,14 @@ def document() -> dict[str, Any]:
         "/api/v1/rankings": {"get": {
             "summary": "Counties ranked by composite index and by PM2.5, with the inputs",
             "parameters": [
-                {"name": "period", "in": "query", "schema": {"enum": ["month", "year"]}},
-                {"name": "month", "in": "query", "description": "YYYY-MM (period=month)",
-                 "schema": {"type": "string"}},
-                {"name": "year", "in": "query", "description": "YYYY (period=year)",
-                 "schema": {"type": "string"}}],
+                {"name": "period", "in": "query", "description": "default: month",
+                 "schema": {"enum": ["month", "year"]}},
+                {"name": "month", "in": "query", "description": "YYYY-MM (with period=month; "
+                 "default: the current month)",
+                 "schema": {"type": "string", "pattern": params.MONTH_PATTERN}},
+                {"name": "year", "in": "query", "description": "YYYY (with period=year; "
+                 "default: the current year)",
+                 "schema": {"type": "string", "pattern": params.YEAR_PATTERN}}],
             "responses": _ok(_ref("Rankings"), "Rankings")}},
         "/api/v1/download/hourly.{fmt}": {"get": {
             "summary": "Hourly records of many stations for research, streamed (any range)",
@@ -227,10 +252,14 @@ def document() -> dict[str, Any]:
                 {"name": "fmt", "in": "path", "required": True,
                  "description": "parquet needs the server's optional pyarrow "
                  "(aqi-service[parquet])", "schema": {"enum": ["csv", "jsonl", "parquet"]}},
-                {"name": "stations", "in": "query", "description": "comma-separated codes "
-                 "(default: all)", "schema": {"type": "string"}},
-                {"name": "pollutants", "in": "query", "description": "comma-separated "
-                 "(default: all six)", "schema": {"type": "string"}}, *_FROM_TO],
+                {"name": "stations", "in": "query", "style": "form", "explode": False,
+                 "description": "comma-separated station codes (empty or absent: all)",
+                 "schema": {"type": "array", "items": {
+                     "type": "string", "pattern": params.STATION_CODE.pattern}}},
+                {"name": "pollutants", "in": "query", "style": "form", "explode": False,
+                 "description": "comma-separated (empty or absent: all six)",
+                 "schema": {"type": "array", "items": {"enum": list(_POLLUTANTS)}}},
+                *_FROM_TO],
             "responses": {
                 "200": {"description": "One row per station-hour, by station and time: values "
                         "as stored, flags, valid hours, IAQIs, AQI, primary pollutants, "
@@ -247,8 +276,7 @@ def document() -> dict[str, Any]:
                 "501": {"description": "Parquet asked of a server without pyarrow (the "
                         "message says how to install it)",
                         "content": {"application/json": {"schema": _ref("Error")}}},
-                "503": {"description": "Too many downloads streaming; retry shortly",
-                        "content": {"application/json": {"schema": _ref("Error")}}}}}},
+                }}},
         "/api/v1/download/monthly/{code}/{month}.csv.gz": {"get": {
             "summary": "A station's hourly records of one month, as a gzip-compressed CSV file",
             "description": "Hours ending 01:00 on the 1st through 24:00 on the last day of "
@@ -256,9 +284,9 @@ def document() -> dict[str, Any]:
                            "a closed month may be cached for 30 days, the current month "
                            "until the next publication.",
             "parameters": [_CODE, {"name": "month", "in": "path", "required": True,
-                                   "description": "YYYY-MM",
+                                   "description": "YYYY-MM (2000-2099)",
                                    "schema": {"type": "string",
-                                              "pattern": "^[0-9]{4}-[0-9]{2}$"}}],
+                                              "pattern": params.MONTH_PATTERN}}],
             "responses": {
                 "200": {"description": "The file (Content-Disposition names it)",
                         "content": {"application/gzip": {"schema": {
@@ -271,7 +299,8 @@ def document() -> dict[str, Any]:
                         "content": {"application/json": {"schema": _ref("Error")}}}}}},
         "/api/v1/revisions": {"get": {
             "summary": "Changes to stored or published values",
-            "parameters": [_param("since", "oldest change (ISO 8601)")],
+            "parameters": [_param("since", f"oldest change ({_TIMES}; default: 24 hours "
+                                  "ago)")],
             "responses": _ok({"type": "object", "required": ["since", "count", "revisions"],
                               "properties": {"revisions": {"type": "array",
                                                            "items": _ref("Revision")},
@@ -285,6 +314,8 @@ def document() -> dict[str, Any]:
         paths.update(getattr(mod, "OPENAPI_PATHS", {}))
         schemas.update(getattr(mod, "OPENAPI_SCHEMAS", {}))
         security_schemes.update(getattr(mod, "OPENAPI_SECURITY_SCHEMES", {}))
+    paths = copy.deepcopy(paths)   # the contributors' dicts are shared
+    _complete(paths, stations, categories, subitems)
     return {
         "openapi": "3.1.0",
         "info": {"title": "aqi-service API", "version": __version__,
@@ -295,3 +326,39 @@ def document() -> dict[str, Any]:
         "components": {"schemas": schemas,
                        **({"securitySchemes": security_schemes} if security_schemes else {})},
     }
+
+
+def for_app(app: Any) -> dict[str, Any]:
+    """The document this deployment serves: its stations and disclosure catalogue."""
+    from aqi_service.web import keys
+
+    cfg = app[keys.CONFIG]
+    stations = tuple(s.code for s in (*cfg.stations, *app[keys.EXTRA_STATIONS]))
+    catalog = app.get(keys.DISCLOSURE_CATALOG)
+    categories = tuple(c.code for c in catalog.categories) if catalog else ()
+    subitems = tuple(s.code for s in catalog.subitems) if catalog else ()
+    return document(stations, categories, subitems)
+
+
+def _complete(paths: dict[str, Any], stations: tuple[str, ...], categories: tuple[str, ...],
+              subitems: tuple[str, ...]) -> None:
+    """What every operation shares: the 503 of an outage (those reading the database), text
+    parameters without control characters, and the deployment's enumerations."""
+    enums = {"code": stations, "category": categories, "subitem": subitems}
+    for path, item in paths.items():
+        for op in item.values():
+            if path not in NO_DATABASE:
+                op.setdefault("responses", {}).setdefault("503", _503)
+            for param in op.get("parameters", []):
+                schema = param["schema"]
+                values = enums.get(param["name"])
+                if param["name"] == "stations" and stations:
+                    param["schema"] = {**schema, "items": {"enum": list(stations)}}
+                elif values and param["in"] != "header" and (
+                        param["name"] != "code" or "/admin/" not in path):
+                    # the admin API's filters take an empty value as absent
+                    empty = [""] if "/admin/" in path else []
+                    param["schema"] = {"enum": [*empty, *values]}
+                elif schema.get("type") == "string" and not (
+                        {"pattern", "format", "enum"} & set(schema)):
+                    param["schema"] = {**schema, "pattern": params.NO_CONTROL_PATTERN}

@@ -23,7 +23,7 @@ from aqi_service.aqi.schemes import (
     scheme_for_hour,
 )
 from aqi_service.storage import page_reads, reads
-from aqi_service.web import charts, keys, templating
+from aqi_service.web import charts, errors, keys, templating
 from aqi_service.web import rankings as ranking
 from aqi_service.web.params import STATION_CODE
 from aqi_service.web.public_url import public_origin
@@ -64,7 +64,7 @@ PAGE_CACHE_SIZE = 64
 EARLIEST = date(2000, 1, 1)
 """Dates and months before this are refused (no data can exist)."""
 MAX_PARAM = 40
-MONTH = re.compile(r"^\d{4}-\d{2}$")
+MONTH = re.compile(r"^[0-9]{4}-[0-9]{2}$")
 STATIC_MAX_AGE = 3600
 
 
@@ -126,14 +126,18 @@ def _remember(request: web.Request, key: tuple[str, ...] | None, body: str) -> N
 
 
 def page(handler: Handler) -> Handler:
-    """Answer a ``PageError`` from ``handler`` with the HTML error page."""
+    """Answer a ``PageError`` from ``handler`` with the HTML error page, and a database
+    outage with the HTML 503 page."""
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
         except PageError as exc:
-            return _render(request, "error.html", {
-                "status": exc.status, "message_zh": exc.message_zh,
-                "message_en": exc.message_en}, templating.ERROR_MAX_AGE, status=exc.status)
+            return errors.html_error(request, exc.status, exc.message_zh, exc.message_en)
+        except errors.DATABASE_ERRORS as exc:
+            outage = errors.outage_page(request, exc)
+            if outage is None:
+                raise
+            return outage
     wrapped.__doc__ = handler.__doc__
     return wrapped
 
