@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import repeat
 
 import asyncpg
 import numpy as np
@@ -138,8 +139,8 @@ def matrices_from_rows(by_station: Mapping[str, Sequence[observations.Observatio
         if not rows:
             continue
         _, pols, hours, texts, flag_col, valid_col, _, _ = zip(*rows, strict=True)
-        cols = np.fromiter((offset.get(h, -1) for h in hours), dtype=np.int64, count=len(rows))
-        pidx = np.fromiter((_POLLUTANT_INDEX[p] for p in pols), dtype=np.int64,
+        cols = np.fromiter(map(offset.get, hours, repeat(-1)), dtype=np.int64, count=len(rows))
+        pidx = np.fromiter(map(_POLLUTANT_INDEX.__getitem__, pols), dtype=np.int64,
                            count=len(rows))
         valid = np.fromiter(valid_col, dtype=bool, count=len(rows)) & (cols >= 0)
         block = np.full((len(POLLUTANTS), width), np.nan)

@@ -232,6 +232,7 @@ def parse_hourly(
                 and _plain_in_range(col, maximum)):
             out.rows.extend(zip(repeat(station), repeat(pol), hours, col, repeat("N"),
                                 repeat(True), repeat(source), repeat(now)))
+            out.hours.update(hours)
             if pol in _PM:
                 pm[pol] = col
                 pm_ints += type(col[0]) is int  # a passing column is all ints or all texts
@@ -242,12 +243,12 @@ def parse_hourly(
                          out)
             if row is not None:
                 out.rows.append(row)
+                out.hours.add(when)
             valid.append(row[3] if row is not None and row[5] else None)
         if pol in _PM:
             pm[pol] = valid
     if len(pm) == 2:
         _pm_pairs(station, hours, pm["pm10"], pm["pm2_5"], pm_ints == 2, out)
-    out.hours.update(row[2] for row in out.rows)
     return out
 
 
