@@ -17,10 +17,12 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,10 +33,12 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
+import psutil
 
 from aqi_service.config import Config, load_config
 from aqi_service.simulator import FaultRates, SimStation, Simulator, run_simulator, simulator_url
 from aqi_service.storage import migrations
+from aqi_service.storage.embedded import DATABASE as EMBEDDED_DATABASE
 
 from .checker import Verdict, check_end_state
 from .proxy import FaultProxy
@@ -49,6 +53,27 @@ GRACE_MINUTES = 20
 """The hour is expected by the first catch-up (HH:20), as the snapshot expects it."""
 EXPECTED_INTERVAL_S = (60 + GRACE_MINUTES) * 60 / SPEED
 """One expected interval in real seconds: the hourly schedule plus its grace."""
+
+
+def postmaster_info(data_dir: Path) -> tuple[int, str] | None:
+    """(pid, maintenance DSN) of the embedded server of ``data_dir``, from postmaster.pid."""
+    try:
+        lines = (data_dir / "pg" / "postmaster.pid").read_text().splitlines()
+        pid, port, sockets = int(lines[0]), int(lines[3]), lines[4]
+    except (OSError, IndexError, ValueError):
+        return None
+    return pid, f"postgresql://postgres@/postgres?host={sockets}&port={port}"
+
+
+def postgres_of(data_dir: Path) -> list[psutil.Process]:
+    """Running postgres processes serving ``data_dir``."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.info["name"] == "postgres" and f"{data_dir}/pg" in " ".join(
+                    proc.info["cmdline"] or []):
+                found.append(proc)
+    return found
 
 
 def free_port() -> int:
@@ -182,19 +207,27 @@ class World:
     @classmethod
     @contextlib.asynccontextmanager
     async def create(cls, admin_dsn: str, log_dir: Path, *, seed: int = 2014,
-                     rates: FaultRates | None = None, backfill_days: int = 5):
+                     rates: FaultRates | None = None, backfill_days: int = 5,
+                     embedded: bool = False):
+        """A fresh world. ``embedded``: the service runs its own embedded PostgreSQL in a
+        new data folder (``admin_dsn`` is then only where the proxy points, unused)."""
         cfg = load_config(REPO / "config", env={})
         name = f"aqi_faults_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(admin_dsn)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        conn = await asyncpg.connect(with_database(admin_dsn, name))
-        try:
-            await migrations.migrate(conn)
-        finally:
-            await conn.close()
+        data_dir = None
+        if embedded:
+            data_dir = Path(tempfile.mkdtemp(prefix="aqif-", dir="/tmp"))
+            name = EMBEDDED_DATABASE
+        else:
+            admin = await asyncpg.connect(admin_dsn)
+            try:
+                await admin.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await admin.close()
+            conn = await asyncpg.connect(with_database(admin_dsn, name))
+            try:
+                await migrations.migrate(conn)
+            finally:
+                await conn.close()
         host, port, unix = upstream_of(admin_dsn)
         proxy = await FaultProxy(host or "127.0.0.1", port, unix_path=unix).start()
         # Simulated time starts just after a collection minute, in real time's hour (the
@@ -210,18 +243,24 @@ class World:
         world = cls(admin_dsn, name, cfg, clock, proxy, sim, runner, rates, seed, backfill_days,
                     free_port(), log_dir)
         world.truth = Simulator(list(sim.stations), seed=seed, clock=clock, rates=rates)
+        world.embedded_dir = data_dir
         try:
             yield world
         finally:
             await world.shutdown()
             await runner.cleanup()
             await proxy.close()
-            admin = await asyncpg.connect(admin_dsn)
-            try:
-                await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await admin.close()
+            if data_dir is not None:
+                for proc in postgres_of(data_dir):
+                    proc.kill()
+                shutil.rmtree(data_dir, ignore_errors=True)
+            else:
+                admin = await asyncpg.connect(admin_dsn)
+                try:
+                    await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                finally:
+                    await admin.close()
 
     # -- the service process --------------------------------------------------------------
 
@@ -240,6 +279,8 @@ class World:
             proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=out,
                                     stderr=subprocess.STDOUT)
         self.service = Service(proc, log)
+        if self.embedded_dir is not None:
+            await self._find_embedded(timeout)
         if self.watcher is None:
             self.watcher = Watcher(self.port)
             self.watcher.start()
@@ -252,6 +293,26 @@ class World:
                 return
             await asyncio.sleep(0.1)
         raise AssertionError(f"service not listening in {timeout} s: {self.log_tail()}")
+
+    async def _find_embedded(self, timeout: float) -> None:
+        """Point ``admin_dsn`` at the embedded server once the service has started it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = postmaster_info(self.embedded_dir)
+            if info is not None:
+                try:
+                    conn = await asyncpg.connect(with_database(info[1], self.db_name),
+                                                 timeout=2)
+                except (OSError, asyncpg.PostgresError, TimeoutError):
+                    pass
+                else:
+                    await conn.close()
+                    self.admin_dsn = info[1]
+                    return
+            if self.service.proc.poll() is not None:
+                raise AssertionError(f"service exited: {self.log_tail()}")
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"embedded server not up in {timeout} s: {self.log_tail()}")
 
     def log_tail(self, chars: int = 3000) -> str:
         if self.service is None:
@@ -320,7 +381,7 @@ class World:
 
     async def kill_when(self, condition: str, timeout: float) -> bool:
         """SIGKILL the service as soon as ``condition`` (SQL, boolean) holds; False if it
-        did not within ``timeout`` s. Polled every 10 ms on a direct connection."""
+        did not within ``timeout`` s. Polled without pause on a direct connection."""
         conn = await asyncpg.connect(self.db_dsn)
         try:
             deadline = time.monotonic() + timeout
@@ -328,7 +389,6 @@ class World:
                 if await conn.fetchval(condition, self.db_name):
                     self.kill9()
                     return True
-                await asyncio.sleep(0.01)
             return False
         finally:
             await conn.close()

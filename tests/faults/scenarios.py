@@ -11,7 +11,9 @@ readiness and metrics after (200, no problems, ``aqi_collection_stalled`` 0 and
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,11 +21,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
+import psutil
 
 from aqi_service.simulator import FaultRates
 
 from .checker import Verdict
-from .harness import EXPECTED_INTERVAL_S, GRACE_MINUTES, HOUR_S, World
+from .harness import EXPECTED_INTERVAL_S, GRACE_MINUTES, HOUR_S, World, postmaster_info
 
 DOWN_CODES = ("database_down", "collection_stalled", "collection_failing")
 """Problems a database outage may rightly be reported by."""
@@ -36,9 +39,11 @@ SIMULATOR_RATES = FaultRates(
     flag_maintenance=0.01, flag_calibration=0.01, flag_fault=0.01, silent=0.003)
 """Every kind of logger fault at once, at a few per cent each."""
 COPY_ACTIVE = ("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = $1 "
-               "AND state = 'active' AND query ILIKE 'COPY%')")
+               "AND state = 'active' AND query ILIKE 'COPY%') AND EXISTS (SELECT 1 FROM "
+               "collection_runs WHERE status = 'running' AND trigger = 'initial')")
 DERIVING = ("SELECT $1::text IS NOT NULL AND EXISTS (SELECT 1 FROM observations) AND "
-            "EXISTS (SELECT 1 FROM collection_runs WHERE status = 'running') AND "
+            "EXISTS (SELECT 1 FROM collection_runs WHERE status = 'running' "
+            "AND trigger = 'initial') AND "
             "(SELECT count(*) FROM station_hourly) < "
             "(SELECT count(*) FROM (SELECT DISTINCT station_code, hour_end FROM observations) d)")
 BACKFILL_RUNNING = ("SELECT $1::text IS NOT NULL AND EXISTS (SELECT 1 FROM collection_runs "
@@ -231,6 +236,29 @@ async def kill9_between_runs(world: World, out: Outcome) -> None:
     await world.sleep_hours(1)
 
 
+async def kill9_postmaster(world: World, out: Outcome) -> None:
+    """SIGKILL of the embedded PostgreSQL's postmaster before an hourly collection: the
+    service must restart it and carry on."""
+    await world.start_service()
+    await _wait_backfilled(world)
+    await _at_next_collection(world, -10)
+    info = postmaster_info(world.embedded_dir)
+    out.expect = DOWN_CODES
+    out.fault_start = time.time()
+    os.kill(info[0], signal.SIGKILL)
+    # The fault lasts until a new postmaster accepts connections (or two intervals).
+    deadline = out.fault_start + 2 * EXPECTED_INTERVAL_S
+    while time.time() < deadline:
+        again = postmaster_info(world.embedded_dir)
+        if again is not None and again[0] != info[0] and psutil.pid_exists(again[0]):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        world.notes.append("no new postmaster within two expected intervals")
+    out.fault_end = time.time()
+    await world.sleep_hours(1)
+
+
 async def simulator_faults(world: World, out: Outcome) -> None:
     """Every logger fault at a few per cent (see SIMULATOR_RATES) for four hours."""
     out.fault_start = time.time()
@@ -252,8 +280,11 @@ SCENARIOS: dict[str, tuple[Body, FaultRates | None]] = {
     "kill9_copy": (kill9_copy, None),
     "kill9_derive": (kill9_derive, None),
     "kill9_between_runs": (kill9_between_runs, None),
+    "kill9_postmaster": (kill9_postmaster, None),
     "simulator_faults": (simulator_faults, SIMULATOR_RATES),
 }
+EMBEDDED = {"kill9_postmaster"}
+"""Scenarios where the service runs on its own embedded PostgreSQL."""
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -283,7 +314,7 @@ async def _storm(world: World, out: Outcome, seconds: int) -> None:
 
 
 async def _kill_then_restart(world: World, out: Outcome, condition: str) -> None:
-    world.proxy.latency_s = 0.01  # slows the back-fill so that the moment can be caught
+    world.proxy.latency_s = 0.03  # slows the back-fill so that the moment can be caught
     await world.start_service()
     out.fault_start = time.time()
     if not await world.kill_when(condition, 30):
@@ -325,7 +356,8 @@ async def run_scenario(name: str, admin_dsn: str, log_dir: Path, seed: int = 201
     """Run one scenario in a fresh world and judge it."""
     body, rates = SCENARIOS[name]
     out = Outcome(name)
-    async with World.create(admin_dsn, log_dir / name, seed=seed, rates=rates) as world:
+    async with World.create(admin_dsn, log_dir / name, seed=seed, rates=rates,
+                            embedded=name in EMBEDDED) as world:
         try:
             await body(world, out)
         except AssertionError as exc:
@@ -396,12 +428,100 @@ async def _judge_metrics(world: World, out: Outcome) -> None:
                           f"{list(last.reasons)}")
 
 
+SOAK_KINDS = ("terminate", "storm", "cut", "refuse", "stall", "kill9", "no_connections")
+OUTAGES = {"refuse", "stall", "no_connections"}
+"""Soak faults that block collection for a whole expected interval: /readyz must say so."""
+
+
 def random_plan(seed: int, hours: int) -> list[tuple[float, str]]:
-    """(simulated hour, fault) pairs for the soak, drawn with ``seed``."""
+    """(simulated hour from the start, fault kind) pairs for the soak, drawn with ``seed``:
+    one fault every 2-4 hours from hour 2, none in the last 4 hours."""
     rng = random.Random(seed)
-    kinds = ["terminate", "storm", "cut", "refuse", "stall", "kill9", "no_connections"]
     plan, hour = [], 2.0
-    while hour < hours - 3:
-        plan.append((hour + rng.random(), rng.choice(kinds)))
+    while hour < hours - 4:
+        plan.append((hour + rng.random(), rng.choice(SOAK_KINDS)))
         hour += rng.uniform(2.0, 4.0)
     return plan
+
+
+async def _soak_fault(world: World, kind: str) -> None:
+    if kind == "terminate":
+        await world.terminate_sessions()
+    elif kind == "storm":
+        for _ in range(5):
+            await world.terminate_sessions()
+            await asyncio.sleep(1.0)
+    elif kind == "cut":
+        world.proxy.cut_all()
+    elif kind == "refuse":
+        await world.proxy.refuse_for(EXPECTED_INTERVAL_S * 1.25)
+        world.proxy.cut_all()
+        await asyncio.sleep(EXPECTED_INTERVAL_S * 1.25 + 0.1)
+    elif kind == "stall":
+        world.proxy.stall()
+        await asyncio.sleep(EXPECTED_INTERVAL_S * 1.25)
+        world.proxy.release()
+    elif kind == "kill9":
+        world.kill9()
+        await asyncio.sleep(HOUR_S / 2)
+        await world.start_service()
+    elif kind == "no_connections":
+        await world.allow_connections(False)
+        await world.terminate_sessions()
+        await asyncio.sleep(EXPECTED_INTERVAL_S * 1.25)
+        await world.allow_connections(True)
+
+
+@dataclass
+class SoakEvent:
+    """One fault of the soak and what the service made of it."""
+
+    hour: float
+    kind: str
+    detect_s: float | None = None
+    recover_s: float | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+async def run_soak(admin_dsn: str, log_dir: Path, hours: int = 24, seed: int = 1,
+                   rates: FaultRates = SIMULATOR_RATES) -> tuple[Outcome, list[SoakEvent]]:
+    """``hours`` simulated hours with the logger faults of ``rates`` and database, proxy
+    and process faults at random (``random_plan``); judged like a scenario at the end."""
+    out = Outcome(f"soak_{hours}h")
+    events = [SoakEvent(h, k) for h, k in random_plan(seed, hours)]
+    async with World.create(admin_dsn, log_dir / out.name, seed=seed, rates=rates) as world:
+        start = time.time()
+        out.fault_start = start
+        try:
+            await world.start_service()
+            for ev in events:
+                await asyncio.sleep(max(0.0, start + ev.hour * HOUR_S - time.time()))
+                began = time.time()
+                await _soak_fault(world, ev.kind)
+                ended = time.time()
+                if ev.kind in OUTAGES:
+                    hit = world.watcher.first(began, lambda s: s.status == 503
+                                              and bool(set(s.problems) & set(DOWN_CODES)))
+                    if hit is None or hit.t > ended + 1:
+                        ev.errors.append("outage never reported by /readyz")
+                    else:
+                        ev.detect_s = hit.t - began
+                        if ev.detect_s > EXPECTED_INTERVAL_S:
+                            ev.errors.append(f"outage reported after {ev.detect_s:.1f} s")
+                limit = time.time() + RECOVERY_HOURS * HOUR_S
+                while time.time() < limit and not await _whole(world):
+                    await asyncio.sleep(0.2)
+                if await _whole(world):
+                    ev.recover_s = time.time() - ended
+                else:
+                    ev.errors.append("not whole again within "
+                                     f"{RECOVERY_HOURS} simulated hours")
+            await asyncio.sleep(max(0.0, start + hours * HOUR_S - time.time()))
+            out.fault_end = time.time()
+        except AssertionError as exc:
+            out.errors.append(str(exc)[:2000])
+            return out, events
+        await judge(world, out)
+    for ev in events:
+        out.errors += [f"{ev.kind} at hour {ev.hour:.1f}: {e}" for e in ev.errors]
+    return out, events
