@@ -264,8 +264,9 @@ class World:
 
     # -- the service process --------------------------------------------------------------
 
-    async def start_service(self, timeout: float = 60.0) -> None:
-        """Start the runner and wait until its HTTP port answers."""
+    async def start_service(self, timeout: float = 60.0, wait: bool = True) -> None:
+        """Start the runner and (``wait``) wait until its HTTP port answers; the first
+        back-fill may be well under way by then."""
         self.starts += 1
         log = self.log_dir / f"service-{self.starts}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("AQI_")}
@@ -284,6 +285,8 @@ class World:
         if self.watcher is None:
             self.watcher = Watcher(self.port)
             self.watcher.start()
+        if not wait:
+            return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:

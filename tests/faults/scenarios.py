@@ -124,7 +124,7 @@ async def baseline(world: World, out: Outcome) -> None:
 async def terminate_once_backfill(world: World, out: Outcome) -> None:
     """pg_terminate_backend of the service's sessions once, during the first back-fill."""
     world.proxy.latency_s = 0.005
-    await world.start_service()
+    await world.start_service(wait=False)
     await _when(world, BACKFILL_RUNNING, 30, out)
     out.fault_start = out.fault_end = time.time()
     world.notes.append(f"terminated {await world.terminate_sessions()} sessions")
@@ -135,7 +135,7 @@ async def terminate_once_backfill(world: World, out: Outcome) -> None:
 async def terminate_storm_backfill(world: World, out: Outcome) -> None:
     """pg_terminate_backend once a second for 10 s from the first back-fill on."""
     world.proxy.latency_s = 0.005
-    await world.start_service()
+    await world.start_service(wait=False)
     await _when(world, BACKFILL_RUNNING, 30, out)
     await _storm(world, out, 10)
     world.proxy.heal()
@@ -315,10 +315,11 @@ async def _storm(world: World, out: Outcome, seconds: int) -> None:
 
 async def _kill_then_restart(world: World, out: Outcome, condition: str) -> None:
     world.proxy.latency_s = 0.03  # slows the back-fill so that the moment can be caught
-    await world.start_service()
+    await world.start_service(wait=False)
     out.fault_start = time.time()
     if not await world.kill_when(condition, 30):
         out.errors.append("the moment to kill never came")
+        world.kill9()
     world.proxy.heal()
     await asyncio.sleep(0.5)
     await world.start_service()
@@ -383,8 +384,11 @@ async def judge(world: World, out: Outcome) -> None:
                           f"(last /readyz: {world.watcher.samples[-1]})")
     _judge_readiness(world, out)
     await world.wait_idle(4 * HOUR_S)
-    out.verdict = await world.check()
-    await _judge_metrics(world, out)
+    try:
+        out.verdict = await world.check()
+        await _judge_metrics(world, out)
+    except (OSError, asyncpg.PostgresError) as exc:
+        out.errors.append(f"the database is unreachable at the end: {exc!r}")
 
 
 def _judge_readiness(world: World, out: Outcome) -> None:
