@@ -21,11 +21,13 @@ Set-up
 
 Output
     One block per scenario (survived or the checker's findings), a summary table, and as
-    the last line a JSON object ``{"survived", "tried", "hours_lost", "hours_duplicated",
-    "false_values", "recover_s_max", "detect_s_max", "stalls_detected", "stalls",
-    "expected_interval_s", "soak_survived", "recover_s"}``. Targets: survived = tried,
-    0 lost, 0 duplicated, 0 false values, every stall detected within one expected
-    interval (``detect_s_max <= expected_interval_s``).
+    the last line a JSON object with the scenarios' figures ``{"survived", "tried",
+    "hours_lost", "hours_duplicated", "false_values", "values_lost", "derived_mismatches",
+    "runs_left_running", "unjudged", "recover_s_max", "detect_s_max", "stalls_detected",
+    "stalls", "recover_s": {scenario: s}, "expected_interval_s", "soak": {the same
+    figures for the soak, its faults in "recover_s"}}``. Targets: survived = tried, 0 lost,
+    0 duplicated, 0 false values, every stall detected within one expected interval
+    (``stalls_detected == stalls``), for the scenarios and the soak.
 
 Run from the repository root::
 
@@ -48,23 +50,29 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.faults.harness import EXPECTED_INTERVAL_S, HOUR_S  # noqa: E402
-from tests.faults.scenarios import SCENARIOS, Outcome, run_scenario, run_soak  # noqa: E402
+from tests.faults.scenarios import (  # noqa: E402
+    OUTAGES,
+    SCENARIOS,
+    Outcome,
+    SoakEvent,
+    run_scenario,
+    run_soak,
+)
 
 
 def _say(line: str = "") -> None:
     print(line, flush=True)
 
 
-def figures(outcomes: list[Outcome], soak: Outcome | None, soak_events: list) -> dict:
-    """The summary figures of all scenarios and the soak."""
-    every = [*outcomes, *([soak] if soak else [])]
-    verdicts = [o.verdict for o in every if o.verdict is not None]
-    recover = {o.name: o.recover_s for o in every}
-    recover.update({f"{soak.name}:{e.kind}@{e.hour:.1f}h": e.recover_s
-                    for e in soak_events} if soak else {})
+def figures(outcomes: list[Outcome], events: list[SoakEvent] | None = None) -> dict:
+    """The figures of some scenarios (or of the soak: its outcome and its faults)."""
+    verdicts = [o.verdict for o in outcomes if o.verdict is not None]
+    recover = {o.name: o.recover_s for o in outcomes}
     stalls = [o.detect_s for o in outcomes if o.expect]
-    stalls += [e.detect_s for e in soak_events if e.kind in ("refuse", "stall",
-                                                              "no_connections")]
+    for e in events or []:
+        recover[f"{e.kind}@{e.hour:.1f}h"] = e.recover_s
+        if e.kind in OUTAGES:
+            stalls.append(e.detect_s)
     known = [r for r in recover.values() if r is not None]
     detected = [d for d in stalls if d is not None]
     return {
@@ -76,27 +84,28 @@ def figures(outcomes: list[Outcome], soak: Outcome | None, soak_events: list) ->
         "values_lost": sum(v.lost_values for v in verdicts),
         "derived_mismatches": sum(v.derived_mismatches for v in verdicts),
         "runs_left_running": sum(v.runs_running for v in verdicts),
-        "recover_s_max": round(max(known), 2) if known and None not in recover.values()
+        "unjudged": sum(1 for o in outcomes if o.verdict is None),
+        # None when some fault was never recovered from, or some stall never detected.
+        "recover_s_max": round(max(known), 2) if known and len(known) == len(recover)
         else None,
-        "detect_s_max": round(max(detected), 2) if detected and None not in stalls else None,
-        "stalls_detected": sum(1 for d in stalls if d is not None and d <= EXPECTED_INTERVAL_S),
+        "detect_s_max": round(max(detected), 2) if detected and len(detected) == len(stalls)
+        else None,
+        "stalls_detected": sum(1 for d in detected if d <= EXPECTED_INTERVAL_S),
         "stalls": len(stalls),
-        "expected_interval_s": round(EXPECTED_INTERVAL_S, 2),
-        "soak_survived": soak.survived if soak else None,
         "recover_s": {k: None if v is None else round(v, 2) for k, v in recover.items()},
     }
 
 
 def _row(o: Outcome) -> str:
     v = o.verdict
-    cells = [o.name[:26].ljust(26), ("yes" if o.survived else "NO").ljust(8)]
+    cells = [o.name[:26].ljust(26), ("yes" if o.survived else "NO").rjust(8)]
     if v is None:
-        cells.append("(no end state)")
+        cells += ["-".rjust(5)] * 4
     else:
         cells += [str(v.hours_lost).rjust(5), str(v.duplicated).rjust(5),
-                  str(v.false_values).rjust(6), str(v.derived_mismatches).rjust(6)]
-    cells += ["-" if o.recover_s is None else f"{o.recover_s:.1f}",
-              "-" if o.detect_s is None else f"{o.detect_s:.1f}"]
+                  str(v.false_values).rjust(5), str(v.derived_mismatches).rjust(5)]
+    cells += [("-" if o.recover_s is None else f"{o.recover_s:.1f}").rjust(9),
+              ("-" if o.detect_s is None else f"{o.detect_s:.1f}").rjust(8)]
     return "  ".join(cells)
 
 
@@ -122,10 +131,13 @@ async def bench(args: argparse.Namespace, admin_dsn: str, logs: Path) -> dict:
     _say()
     _say(f"one simulated hour = {HOUR_S:.1f} s; one expected interval = "
          f"{EXPECTED_INTERVAL_S:.1f} s")
-    _say("scenario                    survived  lost   dup  false  deriv  recover_s  detect_s")
+    _say(f"{'scenario':26}  survived   lost    dup  false  deriv  recover_s  detect_s")
     for o in [*outcomes, *([soak] if soak else [])]:
         _say(_row(o))
-    return figures(outcomes, soak, events)
+    result = figures(outcomes)
+    result["expected_interval_s"] = round(EXPECTED_INTERVAL_S, 2)
+    result["soak"] = figures([soak], events) if soak else None
+    return result
 
 
 def _names(text: str) -> list[str]:

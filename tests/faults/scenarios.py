@@ -259,6 +259,20 @@ async def kill9_postmaster(world: World, out: Outcome) -> None:
     await world.sleep_hours(1)
 
 
+async def loggers_down(world: World, out: Outcome) -> None:
+    """Every data logger answers 503 for 1.25 intervals across an hourly collection: the
+    database is fine, collection is not."""
+    await world.start_service()
+    await _wait_backfilled(world)
+    await _at_next_collection(world, -10)
+    out.expect = ("collection_failing", "collection_stalled")
+    out.fault_start = time.time()
+    world.sim.faults.add("down", until=world.clock() + timedelta(
+        seconds=EXPECTED_INTERVAL_S * 1.25 * world.clock.speed))
+    await asyncio.sleep(EXPECTED_INTERVAL_S * 1.25)
+    out.fault_end = time.time()
+
+
 async def simulator_faults(world: World, out: Outcome) -> None:
     """Every logger fault at a few per cent (see SIMULATOR_RATES) for four hours."""
     out.fault_start = time.time()
@@ -281,6 +295,7 @@ SCENARIOS: dict[str, tuple[Body, FaultRates | None]] = {
     "kill9_derive": (kill9_derive, None),
     "kill9_between_runs": (kill9_between_runs, None),
     "kill9_postmaster": (kill9_postmaster, None),
+    "loggers_down": (loggers_down, None),
     "simulator_faults": (simulator_faults, SIMULATOR_RATES),
 }
 EMBEDDED = {"kill9_postmaster"}
