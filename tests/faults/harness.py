@@ -133,6 +133,8 @@ class Watcher:
     def __init__(self, port: int) -> None:
         self.port = port
         self.samples: list[Sample] = []
+        self.stalled: list[tuple[float, float | None]] = []
+        """(time, aqi_collection_stalled) read from /metrics about once a second."""
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -157,7 +159,20 @@ class Watcher:
                             tuple(body.get("reasons") or ())))
                 except (aiohttp.ClientError, TimeoutError, ValueError):
                     self.samples.append(Sample(t, None))
+                if len(self.samples) % 5 == 0:
+                    self.stalled.append((t, await self._stalled_gauge(http)))
                 await asyncio.sleep(0.2)
+
+    async def _stalled_gauge(self, http: aiohttp.ClientSession) -> float | None:
+        try:
+            async with http.get(f"http://127.0.0.1:{self.port}/metrics") as resp:
+                text = await resp.text()
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+        for line in text.splitlines():
+            if line.startswith("aqi_collection_stalled "):
+                return float(line.split()[1])
+        return None
 
     def first(self, since: float, pred: Callable[[Sample], bool]) -> Sample | None:
         return next((s for s in self.samples if s.t >= since and pred(s)), None)

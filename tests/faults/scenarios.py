@@ -425,6 +425,12 @@ def _judge_readiness(world: World, out: Outcome) -> None:
     ready = [s for s in samples if hit.t < s.t < out.fault_end and s.status == 200]
     if ready:
         out.errors.append(f"/readyz said ready {len(ready)} times while the fault lasted")
+    stalled = world.watcher.first(out.fault_start, lambda s: "collection_stalled" in s.problems)
+    if stalled is not None and stalled.t <= out.fault_end:
+        gauge = [v for t, v in world.watcher.stalled if stalled.t <= t <= out.fault_end + 1]
+        if gauge and 1.0 not in gauge:
+            out.errors.append(f"/readyz reported collection_stalled, aqi_collection_stalled "
+                              f"stayed {sorted(set(gauge), key=str)}")
 
 
 async def _judge_metrics(world: World, out: Outcome) -> None:

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from .scenarios import SCENARIOS, run_scenario
+from .scenarios import EMBEDDED, SCENARIOS, run_scenario
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
 
-@pytest.mark.parametrize("name", list(SCENARIOS))
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.embedded) if n in EMBEDDED else n for n in SCENARIOS])
 async def test_scenario(name: str, pg_server: str, fault_logs: Path) -> None:
     out = await run_scenario(name, pg_server, fault_logs)
     print(out.report())
