@@ -23,11 +23,11 @@ Output
     One block per scenario (survived or the checker's findings), a summary table, and as
     the last line a JSON object with the scenarios' figures ``{"survived", "tried",
     "hours_lost", "hours_duplicated", "false_values", "values_lost", "derived_mismatches",
-    "runs_left_running", "unjudged", "recover_s_max", "detect_s_max", "stalls_detected",
-    "stalls", "recover_s": {scenario: s}, "expected_interval_s", "soak": {the same
-    figures for the soak, its faults in "recover_s"}}``. Targets: survived = tried, 0 lost,
-    0 duplicated, 0 false values, every stall detected within one expected interval
-    (``stalls_detected == stalls``), for the scenarios and the soak.
+    "runs_left_running", "unjudged", "service_exits", "recover_s_max", "detect_s_max",
+    "stalls_detected", "stalls", "recover_s": {scenario: s}, "expected_interval_s",
+    "soak": {the same figures for the soak, its faults in "recover_s"}}``. Targets:
+    survived = tried, 0 lost, 0 duplicated, 0 false values, every stall detected within
+    one expected interval (``stalls_detected == stalls``), for the scenarios and the soak.
 
 Run from the repository root::
 
@@ -85,6 +85,7 @@ def figures(outcomes: list[Outcome], events: list[SoakEvent] | None = None) -> d
         "derived_mismatches": sum(v.derived_mismatches for v in verdicts),
         "runs_left_running": sum(v.runs_running for v in verdicts),
         "unjudged": sum(1 for o in outcomes if o.verdict is None),
+        "service_exits": sum(len(o.exits) for o in outcomes),
         # None when some fault was never recovered from, or some stall never detected.
         "recover_s_max": round(max(known), 2) if known and len(known) == len(recover)
         else None,

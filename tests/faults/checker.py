@@ -244,11 +244,18 @@ async def check_end_state(
     conn = await asyncpg.connect(db_dsn)
     try:
         await _init_connection(conn)
-        first_target = await conn.fetchval("SELECT min(target_hour) FROM collection_runs")
-        running = await _rows(conn, "SELECT id, trigger, target_hour FROM collection_runs "
-                                    "WHERE status = 'running'")
+        # The back-fill window ends at the first run that succeeded (a start-up that
+        # failed is retried later, and its window moves on with the clock).
+        first_target = await conn.fetchval(
+            "SELECT coalesce((SELECT target_hour FROM collection_runs WHERE status IN "
+            "('ok', 'partial') ORDER BY id LIMIT 1), (SELECT min(target_hour) FROM "
+            "collection_runs))")
+        running = await _rows(conn, "SELECT id, trigger, target_hour, started_at, instance "
+                                    "FROM collection_runs WHERE status = 'running'")
         v.runs_running = len(running)
-        v.note("runs left running", [f"#{r['id']} {r['trigger']}" for r in running])
+        v.note("runs left running", [f"#{r['id']} {r['trigger']} for {r['target_hour']} "
+                                     f"started {r['started_at']} by {r['instance']}"
+                                     for r in running])
         if first_target is None:
             v.findings.append("no collection run at all")
             v.lost_station_hours = 1

@@ -125,6 +125,8 @@ class Sample:
     status: int | None
     problems: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
+    done: float = 0.0
+    """When the answer came (``t`` is when it was asked)."""
 
 
 class Watcher:
@@ -156,9 +158,9 @@ class Watcher:
                         body = await resp.json(content_type=None)
                         self.samples.append(Sample(
                             t, resp.status, tuple(body.get("problems") or ()),
-                            tuple(body.get("reasons") or ())))
+                            tuple(body.get("reasons") or ()), time.time()))
                 except (aiohttp.ClientError, TimeoutError, ValueError):
-                    self.samples.append(Sample(t, None))
+                    self.samples.append(Sample(t, None, done=time.time()))
                 if len(self.samples) % 5 == 0:
                     self.stalled.append((t, await self._stalled_gauge(http)))
                 await asyncio.sleep(0.2)
@@ -209,6 +211,10 @@ class World:
     notes: list[str] = field(default_factory=list)
     truth: Simulator | None = None
     """The same loggers without on-demand faults (what they publish, for the checks)."""
+    exits: list[str] = field(default_factory=list)
+    """The service's exits on its own (each followed by a restart)."""
+    _expect_down: bool = False
+    _supervisor: asyncio.Task[None] | None = None
 
     @property
     def db_dsn(self) -> str:
@@ -295,6 +301,9 @@ class World:
             proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=out,
                                     stderr=subprocess.STDOUT)
         self.service = Service(proc, log)
+        self._expect_down = False
+        if self._supervisor is None:
+            self._supervisor = asyncio.ensure_future(self._supervise())
         if self.embedded_dir is not None:
             await self._find_embedded(timeout)
         if self.watcher is None:
@@ -339,12 +348,14 @@ class World:
 
     def kill9(self) -> None:
         """SIGKILL the service (for real: no clean-up runs)."""
+        self._expect_down = True
         if self.service is not None and self.service.proc.poll() is None:
             self.service.proc.send_signal(signal.SIGKILL)
             self.service.proc.wait(10)
 
     async def stop_service(self) -> int | None:
         """SIGTERM, then wait (SIGKILL after 20 s)."""
+        self._expect_down = True
         if self.service is None or self.service.proc.poll() is not None:
             return None
         self.service.proc.send_signal(signal.SIGTERM)
@@ -356,9 +367,28 @@ class World:
         return None
 
     async def shutdown(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
         if self.watcher is not None:
             await self.watcher.stop()
         await self.stop_service()
+
+    async def _supervise(self) -> None:
+        """Start the service again when it exits on its own, as the deployment's restart
+        policy does (docker-compose: ``restart: unless-stopped``); each exit is noted."""
+        while True:
+            await asyncio.sleep(0.2)
+            svc = self.service
+            if svc is None or self._expect_down or svc.proc.poll() is None:
+                continue
+            tail = svc.log.read_text(errors="replace").strip().splitlines()[-1:]
+            self.exits.append(f"exit {svc.proc.returncode} after start {self.starts}: "
+                              f"{tail[0][:300] if tail else ''}")
+            await asyncio.sleep(1.0)
+            with contextlib.suppress(AssertionError):
+                await self.start_service()
 
     # -- simulated time -------------------------------------------------------------------
 

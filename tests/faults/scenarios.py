@@ -68,6 +68,8 @@ class Outcome:
     detect_s: float | None = None
     recover_s: float | None = None
     errors: list[str] = field(default_factory=list)
+    exits: list[str] = field(default_factory=list)
+    """The service's exits on its own (restarted, as the deployment does)."""
 
     @property
     def survived(self) -> bool:
@@ -81,6 +83,7 @@ class Outcome:
         if self.recover_s is not None:
             lines.append(f"  recovered {self.recover_s:.1f} s after the fault ended")
         lines += [f"  ! {e}" for e in self.errors]
+        lines += [f"  service exited on its own (restarted): {e}" for e in self.exits]
         if self.verdict is not None:
             lines.append("  " + self.verdict.summary().replace("\n", "\n  "))
         return "\n".join(lines)
@@ -196,7 +199,7 @@ async def proxy_refuse(world: World, out: Outcome) -> None:
     out.fault_start = time.time()
     await world.proxy.refuse_for(EXPECTED_INTERVAL_S * 1.25)
     world.proxy.cut_all()
-    await asyncio.sleep(EXPECTED_INTERVAL_S * 1.25 + 0.1)
+    await asyncio.sleep(EXPECTED_INTERVAL_S * 1.25)
     out.fault_end = time.time()
 
 
@@ -399,6 +402,7 @@ async def judge(world: World, out: Outcome) -> None:
                           f"(last /readyz: {world.watcher.samples[-1]})")
     _judge_readiness(world, out)
     await world.wait_idle(4 * HOUR_S)
+    out.exits = list(world.exits)
     try:
         out.verdict = await world.check()
         await _judge_metrics(world, out)
@@ -422,7 +426,8 @@ def _judge_readiness(world: World, out: Outcome) -> None:
     if out.detect_s > EXPECTED_INTERVAL_S:
         out.errors.append(f"fault detected after {out.detect_s:.1f} s, more than one expected "
                           f"interval ({EXPECTED_INTERVAL_S:.1f} s)")
-    ready = [s for s in samples if hit.t < s.t < out.fault_end and s.status == 200]
+    ready = [s for s in samples if hit.t < s.t and s.done < out.fault_end - 0.2
+             and s.status == 200]
     if ready:
         out.errors.append(f"/readyz said ready {len(ready)} times while the fault lasted")
     stalled = world.watcher.first(out.fault_start, lambda s: "collection_stalled" in s.problems)
@@ -506,6 +511,8 @@ class SoakEvent:
     detect_s: float | None = None
     recover_s: float | None = None
     errors: list[str] = field(default_factory=list)
+    exits: list[str] = field(default_factory=list)
+    """The service's exits on its own (restarted, as the deployment does)."""
 
 
 async def run_soak(admin_dsn: str, log_dir: Path, hours: int = 24, seed: int = 1,
