@@ -213,6 +213,7 @@ class World:
     """The same loggers without on-demand faults (what they publish, for the checks)."""
     exits: list[str] = field(default_factory=list)
     """The service's exits on its own (each followed by a restart)."""
+    paused_at: datetime | None = None
     _expect_down: bool = False
     _supervisor: asyncio.Task[None] | None = None
 
@@ -441,6 +442,12 @@ class World:
         finally:
             await conn.close()
 
+    def pause_schedule(self) -> None:
+        """No more scheduled runs (SIGUSR1 to the runner); the service stays up."""
+        self.paused_at = self.clock()
+        if self.service is not None and self.service.proc.poll() is None:
+            self.service.proc.send_signal(signal.SIGUSR1)
+
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no run is ``running`` and the last hour is collected."""
         deadline = time.monotonic() + timeout
@@ -472,8 +479,9 @@ class World:
         return out
 
     async def check(self) -> Verdict:
-        """The end state (see checker) up to the hour that should be collected by now."""
-        at = self.clock()
+        """The end state (see checker) up to the hour that should have been collected when
+        the schedule was paused (or now)."""
+        at = self.paused_at or self.clock()
         last = (at - timedelta(minutes=GRACE_MINUTES)).replace(minute=0, second=0,
                                                                microsecond=0)
         return await check_end_state(self.db_dsn, self.admin_dsn, self.cfg, seed=self.seed,

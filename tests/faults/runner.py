@@ -14,8 +14,9 @@ it would: leader guard, one instance at a time, job events and metrics). The lea
 runs every second instead of every 15 s, the same share of the scaled hour as 15 s is of
 a real one is not observable.
 
-Stations are polled over HTTP at ``--sim-url`` (the simulator lives in the test process,
-so that it outlives the service and knows every value it falsified).
+SIGUSR1 stops firing the cron jobs (the service stays up): the suite reads the end state
+between runs. Stations are polled over HTTP at ``--sim-url`` (the simulator lives in the
+test process, so that it outlives the service and knows every value it falsified).
 """
 
 from __future__ import annotations
@@ -101,8 +102,10 @@ def due_jobs(cfg, previous: datetime, now: datetime) -> list[str]:
     return due
 
 
-async def drive(app: web.Application, clock: AcceleratedClock, stop: asyncio.Event) -> None:
-    """Fire the cron jobs at simulated time; speed up the leader check."""
+async def drive(app: web.Application, clock: AcceleratedClock, stop: asyncio.Event,
+                paused: asyncio.Event) -> None:
+    """Fire the cron jobs at simulated time (not once ``paused``, so that the end state can
+    be read between runs); speed up the leader check."""
     cfg = app[keys.CONFIG]
     scheduler = app[keys.SCHEDULE].scheduler
     for job_id in CRON_JOBS:
@@ -113,7 +116,7 @@ async def drive(app: web.Application, clock: AcceleratedClock, stop: asyncio.Eve
     while not stop.is_set():
         await asyncio.sleep(0.05)
         now = clock()
-        for job_id in due_jobs(cfg, previous, now):
+        for job_id in [] if paused.is_set() else due_jobs(cfg, previous, now):
             job = scheduler.get_job(job_id)
             if job is not None:
                 log.info("simulated %s: firing %s", now.isoformat(), job_id)
@@ -131,11 +134,13 @@ async def main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
+    paused = asyncio.Event()
+    loop.add_signal_handler(signal.SIGUSR1, paused.set)
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", args.port).start()
         print(json.dumps({"listening": args.port}), flush=True)
-        await drive(app, clock, stop)
+        await drive(app, clock, stop, paused)
     finally:
         await runner.cleanup()
 

@@ -401,6 +401,7 @@ async def judge(world: World, out: Outcome) -> None:
         out.errors.append(f"not whole again {RECOVERY_HOURS} simulated hours after the fault "
                           f"(last /readyz: {world.watcher.samples[-1]})")
     _judge_readiness(world, out)
+    world.pause_schedule()
     await world.wait_idle(4 * HOUR_S)
     out.exits = list(world.exits)
     try:
