@@ -388,13 +388,14 @@ async def run_scenario(name: str, admin_dsn: str, log_dir: Path, seed: int = 201
 
 async def judge(world: World, out: Outcome) -> None:
     """Readiness during and after, recovery time, the end state and the metrics."""
-    if world.service is None or world.service.proc.poll() is not None:
-        out.errors.append(f"the service is not running at the end: {world.log_tail(1500)}")
-        return
     end = out.fault_end or time.time()
     deadline = time.time() + RECOVERY_HOURS * HOUR_S
     while time.time() < deadline and not await _whole(world):
         await asyncio.sleep(0.2)
+    if world.service is None or world.service.proc.poll() is not None:
+        out.exits = list(world.exits)
+        out.errors.append(f"the service is not running at the end: {world.log_tail(1500)}")
+        return
     if await _whole(world):
         out.recover_s = max(0.0, time.time() - end)
     else:
