@@ -518,7 +518,10 @@ async def test_revised_value_changes_later_answers(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("kind", "value", "pollutant", "expected"),
     [
-        ("out_of_range", None, "pm2_5", 99999),
+        ("out_of_range", None, "pm2_5", 20000),
+        ("sentinel", None, "pm2_5", 9999.9),
+        ("sentinel", {"pollutant": "so2", "value": -99}, "so2", -99),
+        ("sentinel", 9999, "pm2_5", 9999),
         ("negative", None, "pm2_5", -5),
         ("negative", {"pollutant": "co", "value": -0.4}, "co", -0.4),
         ("non_numeric", None, "pm2_5", "—"),
@@ -533,6 +536,18 @@ async def test_bad_values(client: TestClient, kind: str, value: Any, pollutant: 
     assert recs[h15][pollutant] == expected
     others = [r[pollutant] for t, r in recs.items() if t != h15]
     assert all(isinstance(v, int | float) and v >= 0 for v in others)
+
+
+async def test_pm2_5_above_pm10_lowers_pm10_below_pm2_5(client: TestClient) -> None:
+    h15 = local(2026, 11, 26, 15).isoformat()
+    before = by_time(await records(client))
+    await post_fault(client, station="LF01", kind="pm25_above_pm10", hours=[h15], value=2)
+    after = by_time(await records(client))
+    assert after[h15]["pm2_5"] == before[h15]["pm2_5"] > 0
+    assert after[h15]["pm10"] == before[h15]["pm2_5"] // 2 < after[h15]["pm2_5"]
+    assert {t: r for t, r in after.items() if t != h15} == \
+        {t: r for t, r in before.items() if t != h15}
+    await post_fault(client, status=400, station="LF01", kind="pm25_above_pm10", value=0.9)
 
 
 @pytest.mark.parametrize(("kind", "flag"), [("flag_maintenance", "M"),
@@ -602,6 +617,8 @@ async def test_faults_expire_and_can_be_listed_and_removed(client: TestClient,
         ({"kind": "down", "hours": ["2026-11-26T15:00:00+08:00"]}, "bad_hours"),
         ({"kind": "missing_hour", "hours": ["2026-11-26T15:30:00+08:00"]}, "bad_hour"),
         ({"kind": "negative", "value": 5}, "bad_value"),
+        ({"kind": "sentinel", "value": "9999"}, "bad_value"),
+        ({"kind": "pm25_above_pm10", "value": {"pollutant": "pm10"}}, "bad_value"),
         ({"kind": "flag_fault", "value": "pm25"}, "bad_value"),
         ({"kind": "down", "value": 1}, "bad_value"),
         ({"kind": "down", "colour": "red"}, "bad_fault"),
@@ -706,9 +723,22 @@ def test_data_faults_by_rate(clock: Clock) -> None:
 
     recs = month_of_records(clock, out_of_range=0.05, negative=0.05, non_numeric=0.05)
     values = [r[p] for r in recs for p in POLLUTANTS]
-    assert sum(v in (99999, 9999.9) for v in values) >= 10
+    assert sum(v in (20000, 12000.5) for v in values) >= 10
     assert sum(isinstance(v, int | float) and v < 0 for v in values) >= 10
     assert sum(isinstance(v, str) for v in values) >= 10
+
+    recs = month_of_records(clock, sentinel=0.05)
+    values = [r[p] for r in recs for p in POLLUTANTS]
+    found = {v for v in values if v in (9999.9, 9999, -99)}
+    assert found == {9999.9, 9999, -99}
+    assert sum(v in found for v in values) >= 20
+
+    clean_pm = [(r["pm10"], r["pm2_5"]) for r in clean]
+    recs = month_of_records(clock, pm25_above_pm10=0.05)
+    inverted = [(r["pm10"], r["pm2_5"]) for r in recs if r["pm2_5"] > r["pm10"]]
+    clean_inverted = [pair for pair in clean_pm if pair[1] > pair[0]]
+    assert len(inverted) >= len(clean_inverted) + 20
+    assert [r["pm2_5"] for r in recs] == [pm25 for _, pm25 in clean_pm]
 
     recs = month_of_records(clock, flag_maintenance=0.05, flag_calibration=0.05,
                             flag_fault=0.05)
@@ -787,10 +817,12 @@ def test_cli_arguments_build_the_config(tmp_path: Path) -> None:
     args = parser.parse_args([
         "simulate", "--port", "0", "--seed", "7", "--extra-stations", "3",
         "--stations-file", str(tmp_path / "none.toml"), "--fault-rate", "down=0.01",
-        "--fault-rate", "missing_hour=0.02",
+        "--fault-rate", "missing_hour=0.02", "--fault-rate", "sentinel=0.05",
+        "--fault-rate", "pm25_above_pm10=0.05",
     ])
     config = config_from_args(args)
-    assert config.rates == FaultRates(down=0.01, missing_hour=0.02)
+    assert config.rates == FaultRates(down=0.01, missing_hour=0.02, sentinel=0.05,
+                                      pm25_above_pm10=0.05)
     sim = config.build()
     assert len(sim.stations) == 14 and sim.seed == 7
     with pytest.raises(BadParameter):

@@ -3,11 +3,19 @@
 Every refused value is returned with its reason (counted, logged, kept for audit) and
 never stored as valid. Values with an instrument flag other than N (maintenance,
 calibration, fault …) are stored, marked invalid, so nothing is lost.
+
+Reasons of a refused value: ``sentinel`` (a logger's "no value" code such as 9999.9 or
+-99, whatever the pollutant), ``non_numeric``, ``negative``, ``out_of_range`` (above the
+pollutant's plausible maximum), ``unknown_flag``. The ranges, the sentinels and the rule
+for PM2.5 above PM10 are documented with their sources in docs/METHODOLOGY.md
+("Validation").
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +27,8 @@ from typing import Any, Protocol
 
 from aqi_service.aqi.schemes import POLLUTANTS
 from aqi_service.storage.observations import ObservationRow
+
+log = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
 CLOCK_SKEW = timedelta(minutes=5)
@@ -32,9 +42,32 @@ FLAGS = {
 """HJ 212 data flags; only N values are valid for publication."""
 
 PLAUSIBLE_MAX: dict[str, float] = {
-    "so2": 10000.0, "no2": 5000.0, "co": 200.0, "o3": 3000.0, "pm10": 10000.0, "pm2_5": 5000.0,
+    "so2": 2620.0, "no2": 3840.0, "co": 150.0, "o3": 1200.0, "pm10": 10000.0, "pm2_5": 5000.0,
 }
-"""Above these (µg/m³; CO mg/m³) a value is an instrument or transmission error."""
+"""Above these (µg/m³; CO mg/m³) a value is an instrument or transmission error.
+
+Gases: the top of HJ 633's breakpoint table (IAQI 500), above the HJ 654 analysers' range;
+PM10: above the 8,108 µg/m³ measured in Beijing's 2021-03-15 dust storm, well over HJ 653's
+0-1,000 range; PM2.5: half of that. METHODOLOGY.md gives the figures and their sources.
+"""
+
+
+def _all_nines(digits: range, decimals: tuple[str, ...]) -> set[float]:
+    return {float("9" * n + d) for n in digits for d in decimals}
+
+
+SENTINELS: frozenset[float] = frozenset(
+    _all_nines(range(4, 10), ("", ".9", ".99"))
+    | {-v for v in _all_nines(range(2, 10), ("", ".9", ".99"))}
+)
+"""Loggers' "no value" codes: 9999, 9999.9, 99999 … and -99, -999, -9999.9 …
+
+Refused as ``sentinel`` even inside a range (PM10's reaches 10,000): a reading exactly on
+such a code is not a measurement. 99 and 999 are not in the set: both are ordinary
+readings (99 appears in published hourly PM10 and O3; dust storms give PM10 near 1,000).
+"""
+SENTINEL_FLOOR = min(v for v in SENTINELS if v > 0)
+"""A column whose values are all in [0, this) holds no sentinel (the fast path's test)."""
 
 
 class PayloadError(ValueError):
@@ -61,6 +94,12 @@ class Parsed:
     hours: set[datetime] = field(default_factory=set)
     duplicates: int = 0
     flagged: int = 0
+    pm_inverted: list[tuple[datetime, str, str]] = field(default_factory=list)
+    """Hours whose valid PM2.5 exceeds their valid PM10: (hour, PM10, PM2.5) as received.
+
+    Both values are kept, valid (METHODOLOGY.md: the national platform published such
+    pairs); the hours are listed so that they can be logged and reviewed.
+    """
 
     def reject_reasons(self) -> dict[str, int]:
         """Rejections counted by reason."""
@@ -179,37 +218,79 @@ def parse_hourly(
     hours = list(by_hour)
     recs = list(by_hour.values())
     # 2. Column by column: a column of plain, in-range, normal values takes the fast path.
+    pm: dict[str, list[Any]] = {}
+    pm_ints = 0  # PM columns that took the fast path as ints
     for pol in POLLUTANTS:
         key = mapping.fields.get(pol)
         if key is None:
             continue
         flag_key = mapping.flags.get(pol, "")
-        maximum = PLAUSIBLE_MAX[pol]
+        maximum = min(PLAUSIBLE_MAX[pol], SENTINEL_FLOOR)
         col = [r.get(key) for r in recs]
         flags = [r.get(flag_key, "N") for r in recs]
         if (flags.count("N") == len(flags) and col.count(None) == 0
                 and _plain_in_range(col, maximum)):
             out.rows.extend(zip(repeat(station), repeat(pol), hours, col, repeat("N"),
                                 repeat(True), repeat(source), repeat(now)))
+            if pol in _PM:
+                pm[pol] = col
+                pm_ints += type(col[0]) is int  # a passing column is all ints or all texts
             continue
+        valid: list[Any] = []
         for when, raw, raw_flag in zip(hours, col, flags, strict=True):
-            row = _check(station, pol, when, raw, raw_flag, maximum, source, now, out)
+            row = _check(station, pol, when, raw, raw_flag, PLAUSIBLE_MAX[pol], source, now,
+                         out)
             if row is not None:
                 out.rows.append(row)
+            valid.append(row[3] if row is not None and row[5] else None)
+        if pol in _PM:
+            pm[pol] = valid
+    if len(pm) == 2:
+        _pm_pairs(station, hours, pm["pm10"], pm["pm2_5"], pm_ints == 2, out)
     out.hours.update(row[2] for row in out.rows)
     return out
 
 
+_PM = ("pm10", "pm2_5")
+
+
+def _pm_pairs(station: str, hours: list[datetime], pm10: list[Any], pm2_5: list[Any],
+              ints: bool, out: Parsed) -> None:
+    """List the hours whose valid PM2.5 exceeds their valid PM10 (both values are kept).
+
+    ``pm10`` and ``pm2_5`` are aligned with ``hours``: the value as received, None where
+    there is no valid value. Two columns of ints (``ints``, the common case) are compared
+    in C first.
+    """
+    if ints:
+        if not any(map(operator.gt, pm2_5, pm10)):
+            return
+        found = [i for i, (coarse, fine) in enumerate(zip(pm10, pm2_5, strict=True))
+                 if fine > coarse]
+    else:
+        found = [i for i, (coarse, fine) in enumerate(zip(pm10, pm2_5, strict=True))
+                 if coarse is not None and fine is not None and float(fine) > float(coarse)]
+    if found:
+        out.pm_inverted.extend((hours[i], str(pm10[i]), str(pm2_5[i])) for i in found)
+        log.debug("station %s: %d hours with PM2.5 above PM10, both kept as received "
+                  "(first %s: PM10 %s, PM2.5 %s)", station, len(found),
+                  *out.pm_inverted[-len(found)])
+
+
 def _plain_in_range(col: list[Any], maximum: float) -> bool:
-    """All ints (or JSON number texts) within [0, maximum]: no value needs a closer look."""
+    """All ints (or JSON number texts) within [0, maximum): no value needs a closer look.
+
+    ``maximum`` is at most the smallest positive sentinel, so a column that passes holds
+    no sentinel.
+    """
     if all(type(v) is int for v in col):
-        return min(col) >= 0 and max(col) <= maximum
+        return min(col) >= 0 and max(col) < maximum
     if all(type(v) is NumText for v in col):
         try:
             numbers = [float(v) for v in col]
         except ValueError:
             return False
-        return min(numbers) >= 0 and max(numbers) <= maximum
+        return min(numbers) >= 0 and max(numbers) < maximum
     return False
 
 
@@ -224,6 +305,9 @@ def _check(station: str, pol: str, when: datetime, raw: Any, raw_flag: Any, maxi
         value, number = (raw, raw) if type(raw) is int else _number(raw)
     except (ValueError, OverflowError):
         out.rejected.append((station, pol, when, _short(raw), flag, "non_numeric"))
+        return None
+    if number in SENTINELS:
+        out.rejected.append((station, pol, when, _short(raw), flag, "sentinel"))
         return None
     if number < 0:
         out.rejected.append((station, pol, when, _short(raw), flag, "negative"))

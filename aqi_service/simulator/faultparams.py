@@ -6,9 +6,11 @@
 timeout               seconds the handler waits before answering (30)
 late_hour             seconds an hour is published later than normal (3600)
 revised_value         ``{"pollutant": "pm2_5", "delta": 10}`` or a number (the delta)
-out_of_range          ``{"pollutant": "pm2_5", "value": 99999}`` or a number (99999)
+out_of_range          ``{"pollutant": "pm2_5", "value": 20000}`` or a number (20000)
+sentinel              ``{"pollutant": "pm2_5", "value": -99}`` or a number (9999.9)
 negative              ``{"pollutant": "pm2_5", "value": -5}`` or a negative number (-5)
 non_numeric           ``{"pollutant": "pm2_5", "value": "—"}`` or a string ("—")
+pm25_above_pm10       the ratio PM2.5 / PM10 the hours show, above 1 (1.25): PM10 reads low
 flag_*                ``{"pollutant": "o3"}``, a pollutant or ``"*"`` (every pollutant)
 bad_timestamp         ``"off_hour"`` (the time is 17 minutes past the hour) or ``"future"``
 silent                the ISO 8601 time the station stops reporting (when the fault is added)
@@ -32,8 +34,10 @@ from aqi_service.simulator.series import POLLUTANTS
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_LATE_S = 3600.0
+DEFAULT_PM_RATIO = 1.25
 _VALUE_DEFAULTS: dict[FaultKind, float | str] = {
-    FaultKind.OUT_OF_RANGE: 99999,
+    FaultKind.OUT_OF_RANGE: 20000,
+    FaultKind.SENTINEL: 9999.9,
     FaultKind.NEGATIVE: -5,
     FaultKind.NON_NUMERIC: "—",
 }
@@ -45,6 +49,7 @@ class FaultParams:
     """A fault's ``value`` read for its kind."""
 
     seconds: float = 0.0
+    ratio: float = DEFAULT_PM_RATIO
     pollutants: tuple[str, ...] = ()
     replacement: float | str | None = None
     delta: float = 0.0
@@ -92,6 +97,11 @@ def parse_params(kind: FaultKind, value: Any, created: datetime) -> FaultParams:
         if not _is_number(seconds) or seconds < 0:
             raise BadParameter("bad_value", f"{kind.value}: 'value' is seconds (>= 0)")
         return FaultParams(seconds=float(seconds))
+    if kind is FaultKind.PM25_ABOVE_PM10:
+        ratio = DEFAULT_PM_RATIO if value is None else value
+        if not _is_number(ratio) or ratio <= 1:
+            raise BadParameter("bad_value", "pm25_above_pm10: 'value' is a ratio above 1")
+        return FaultParams(ratio=float(ratio))
     if kind is FaultKind.REVISED_VALUE:
         pollutants, delta = _split(value, "delta", pm25)
         delta = 10 if delta is None else delta

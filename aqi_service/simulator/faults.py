@@ -94,6 +94,8 @@ class FaultRates:
     negative: float = 0.0
     bad_timestamp: float = 0.0
     non_numeric: float = 0.0
+    sentinel: float = 0.0
+    pm25_above_pm10: float = 0.0
     flag_maintenance: float = 0.0
     flag_calibration: float = 0.0
     flag_fault: float = 0.0

@@ -14,7 +14,9 @@ Data (the records are wrong):
 - ``late_hour``: an hour appears only ``value`` seconds (3600) after it would normally;
 - ``duplicate_hour``: the record appears twice;
 - ``revised_value``: a pollutant's value changes by a delta from the moment it is registered;
-- ``out_of_range`` / ``negative`` / ``non_numeric``: a value is 99999 / -5 / "—";
+- ``out_of_range`` / ``negative`` / ``non_numeric``: a value is 20000 / -5 / "—";
+- ``sentinel``: a value is a logger's "no value" code (9999.9; by rate 9999.9, 9999 or -99);
+- ``pm25_above_pm10``: PM10 reads low, below PM2.5 (PM10 = PM2.5 / ``value``, 1.25);
 - ``bad_timestamp``: a record's time is off the hour or in the future;
 - ``flag_maintenance`` / ``flag_calibration`` / ``flag_fault``: flags M / C / D;
 - ``silent``: 200 but no records for hours after the fault starts.
@@ -41,6 +43,8 @@ class FaultKind(StrEnum):
     NEGATIVE = "negative"
     BAD_TIMESTAMP = "bad_timestamp"
     NON_NUMERIC = "non_numeric"
+    SENTINEL = "sentinel"
+    PM25_ABOVE_PM10 = "pm25_above_pm10"
     FLAG_MAINTENANCE = "flag_maintenance"
     FLAG_CALIBRATION = "flag_calibration"
     FLAG_FAULT = "flag_fault"

@@ -26,10 +26,15 @@ OFF_HOUR_MINUTES = 17
 _OUTAGE_MAX_HOURS = 24
 _RATE_STREAM = 0xFA17
 _RATE_REPLACEMENTS: dict[FaultKind, tuple[float | str, ...]] = {
-    FaultKind.OUT_OF_RANGE: (99999, 9999.9),
+    FaultKind.OUT_OF_RANGE: (20000, 12000.5),
     FaultKind.NEGATIVE: (-5, -1),
     FaultKind.NON_NUMERIC: ("—", "abc", ""),
+    FaultKind.SENTINEL: (9999.9, 9999, -99),
 }
+"""What rate-drawn value faults write: above every plausible range (not a sentinel), below
+zero, text, and the loggers' "no value" codes."""
+_RATE_PM_RATIOS = (1.1, 1.5, 2.5)
+"""PM2.5 / PM10 of rate-drawn ``pm25_above_pm10`` hours."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ def build_rows(
 
     _revise(table, faults, draws, now_s, published_s)
     columns = _round(table.values)
+    _lower_pm10(table, columns, faults, draws)
     _drop_and_duplicate(table, faults, draws, now_s, published_s)
     _replace_values(table, faults, draws)
     _flag(table, faults, draws)
@@ -138,6 +144,25 @@ def _round(values: dict[str, FloatArray]) -> dict[str, list[Any]]:
     rounded = round_reported(values)
     return {p: (v.tolist() if p == "co" else v.astype(np.int64).tolist())
             for p, v in rounded.items()}
+
+
+def _lower_pm10(table: _Table, columns: dict[str, list[Any]], faults: list[Fault],
+                draws: _Draws) -> None:
+    """``pm25_above_pm10``: the hour's PM10 reads PM2.5 / ratio (PM2.5 is left as it was)."""
+    ratios: dict[int, float] = {}
+    for fault in faults:
+        if fault.kind is FaultKind.PM25_ABOVE_PM10:
+            rows = np.flatnonzero(fault.hour_mask(table.hours)).tolist()
+            ratios.update(dict.fromkeys(rows, fault.params.ratio))
+    hit = draws.hits(FaultKind.PM25_ABOVE_PM10)
+    if hit.any():
+        pick = draws.choice(FaultKind.PM25_ABOVE_PM10, 1, len(_RATE_PM_RATIOS))
+        for i in np.flatnonzero(hit).tolist():
+            ratios[i] = _RATE_PM_RATIOS[pick[i]]
+    pm10, pm2_5 = columns["pm10"], columns["pm2_5"]
+    for i, ratio in ratios.items():
+        if pm2_5[i] > 0:
+            pm10[i] = min(pm10[i], int(pm2_5[i] / ratio))
 
 
 def _drop_and_duplicate(table: _Table, faults: list[Fault], draws: _Draws, now_s: float,
