@@ -53,6 +53,8 @@ GRACE_MINUTES = 20
 """The hour is expected by the first catch-up (HH:20), as the snapshot expects it."""
 EXPECTED_INTERVAL_S = (60 + GRACE_MINUTES) * 60 / SPEED
 """One expected interval in real seconds: the hourly schedule plus its grace."""
+PROBE_TIMEOUT_S = 10.0
+"""How long the watcher waits for /readyz (a fault is detected when the answer comes)."""
 
 
 def postmaster_info(data_dir: Path) -> tuple[int, str] | None:
@@ -149,7 +151,7 @@ class Watcher:
                 await self._task
 
     async def _run(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=max(2.0, HOUR_S))
+        timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             while True:
                 t = time.time()
