@@ -10,6 +10,7 @@ PostgreSQL. Secrets (passwords in URLs, station request headers) are wrapped in
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -76,12 +77,31 @@ class DatabaseConfig:
         return self.url is None
 
 
+FORWARDED_HEADERS = ("x-forwarded-for", "forwarded")
+
+
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
-    """The public web server."""
+    """The public web server.
+
+    ``public_url`` is the origin every absolute link is built from (Atom, the downloads
+    page, CSVW metadata); unset, it is this server's own listening address, which suits
+    the embedded demo only. ``trusted_proxies`` (CIDR blocks) are the reverse proxies whose
+    ``forwarded_header`` is believed: the client is the right-most hop not among them.
+    The timeouts bound slow clients: the request head must arrive within
+    ``header_timeout_s`` of its first byte (of the connection, for the first request), a
+    body within ``body_timeout_s`` of its head, and an idle kept-alive connection is
+    closed after ``keepalive_timeout_s``.
+    """
 
     host: str = "127.0.0.1"
     port: int = 8080
+    public_url: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    forwarded_header: str = "x-forwarded-for"
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 120.0
+    keepalive_timeout_s: float = 75.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +299,7 @@ def _convert(value: Any, kind: Any, where: str, errors: _Errors) -> Any:
     if kind is Path:
         return Path(str(value))
     if origin is tuple:
-        items = value.split(",") if isinstance(value, str) else value
+        items = [v for v in value.split(",") if v.strip()] if isinstance(value, str) else value
         if not isinstance(items, list | tuple):
             errors.add(where, f"expected a list, got {value!r}")
             return None
@@ -407,6 +427,7 @@ def _validate(cfg: Config, errors: _Errors) -> None:
     for name, port in (("http.port", cfg.http.port), ("simulator.port", cfg.simulator.port)):
         if not 0 <= port <= 65535:
             errors.add(name, "must be 0-65535")
+    _validate_http(cfg.http, errors)
     codes = [s.code for s in cfg.stations]
     dupes = sorted({c for c in codes if codes.count(c) > 1})
     if dupes:
@@ -419,6 +440,26 @@ def _validate(cfg: Config, errors: _Errors) -> None:
     if dis.auth_failures < 1 or dis.auth_window_s <= 0 or dis.auth_clients_tracked < 1:
         errors.add("disclosure", "auth_failures, auth_window_s and auth_clients_tracked must "
                                  "be positive")
+
+
+def _validate_http(http: HttpConfig, errors: _Errors) -> None:
+    if http.public_url is not None:
+        parts = urlsplit(http.public_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+                or parts.fragment or parts.username is not None:
+            errors.add("http.public_url", f"{http.public_url!r} must be an http(s) URL with a "
+                                          "host, no query, fragment or credentials")
+    for i, block in enumerate(http.trusted_proxies):
+        try:
+            ipaddress.ip_network(block, strict=False)
+        except ValueError:
+            errors.add(f"http.trusted_proxies[{i}]", f"{block!r} is not an address or CIDR "
+                                                     "block")
+    if http.forwarded_header.lower() not in FORWARDED_HEADERS:
+        errors.add("http.forwarded_header", f"must be one of {', '.join(FORWARDED_HEADERS)}")
+    for name in ("header_timeout_s", "body_timeout_s", "keepalive_timeout_s"):
+        if not 0 < getattr(http, name) <= 3600:
+            errors.add(f"http.{name}", "must be above 0 and at most 3600")
 
 
 def load_config(

@@ -132,7 +132,9 @@ async def test_allowed_types_round_trip(admin_client: TestClient, name: str,  # 
     stored = _files(admin_client)
     assert len(stored) == 1 and len(stored[0].name) == 32 and stored[0].read_bytes() == data
 
-    got = await admin_client.get(doc["url"])  # public: no token
+    # not linked to anything published yet: only the bureau's tokens see it
+    assert (await admin_client.get(doc["url"])).status == 404
+    got = await admin_client.get(doc["url"], headers=h)
     assert got.status == 200
     assert await got.read() == data
     assert got.headers["Content-Type"].startswith(canonical)
@@ -151,7 +153,7 @@ async def test_chinese_names_follow_rfc_6266_and_5987(admin_client: TestClient  
     other = await (await admin_client.post(UPLOAD, headers=h, data=form(
         "决定书 (2025).pdf", "application/pdf", sample_pdf(["y"])))).json()
     assert doc["filename"] == other["filename"] == "决定书 (2025).pdf"
-    got = await admin_client.get(doc["url"])
+    got = await admin_client.get(doc["url"], headers=h)
     # 决 = E5 86 B3, 定 = E5 AE 9A, 书 = E4 B9 A6 in UTF-8; space %20, parentheses %28 %29
     assert got.headers["Content-Disposition"] == (
         'attachment; filename="___ (2025).pdf"; '

@@ -93,14 +93,14 @@ async def _freeze_startup_objects(app: web.Application) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     """Run the service until SIGINT/SIGTERM; the embedded PostgreSQL stops with it."""
+    from aqi_service.web import server
     from aqi_service.web.app import create_app
 
     cfg = config_from_args(args, http={"host": args.host, "port": args.port})
     log.info("configuration: %s", json.dumps(cfg.masked(), ensure_ascii=False))
     app = create_app(cfg, scheduler=not args.no_scheduler)
     app.on_startup.append(_freeze_startup_objects)
-    web.run_app(app, host=cfg.http.host, port=cfg.http.port, handle_signals=True,
-                print=lambda *a: None, access_log=None, shutdown_timeout=10)
+    server.run_app(app, cfg.http, access_log=None, shutdown_timeout=10)  # read timeouts
     return 0
 
 

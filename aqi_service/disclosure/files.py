@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from aqi_service.disclosure import uploads
+from aqi_service.disclosure.active_content import inspect
 from aqi_service.disclosure.service import Actor, _audit, attachment_json
 from aqi_service.storage import disclosure as store
 
@@ -94,6 +95,13 @@ class AttachmentStore:
         self.path_of(storage_name).unlink(missing_ok=True)
 
 
+def inspect_content(path: Path, content_type: str) -> None:
+    """Refuse active content and polyglots (``active_content``) in a typed file."""
+    ole = uploads.ole_stream_names(path) if content_type in (uploads.DOC, uploads.XLS) \
+        else None
+    inspect(path, content_type, ole)
+
+
 async def _chunks_of(data: bytes) -> AsyncIterator[bytes]:
     for i in range(0, len(data), CHUNK):
         yield data[i:i + CHUNK]
@@ -102,13 +110,14 @@ async def _chunks_of(data: bytes) -> AsyncIterator[bytes]:
 async def store_file(conn: asyncpg.Connection, files: AttachmentStore, received: Received,
                      filename: str, declared_type: str | None, actor: Actor, *,
                      is_sample: bool = False) -> dict[str, Any]:
-    """Check a received file (type by its bytes), keep it and record it; its JSON.
+    """Check a received file (type and content by its bytes), keep it and record it; its JSON.
 
     The caller holds a transaction; on any refusal or failure the file is removed.
     """
     try:
         name = uploads.display_name(filename)
         content_type = uploads.check_type(declared_type, uploads.sniff(received.path), name)
+        await asyncio.to_thread(inspect_content, received.path, content_type)
     except BaseException:
         files.discard(received)
         raise

@@ -3,7 +3,9 @@
 Allowed: PDF, PNG, JPEG, Office Open XML documents and workbooks (.docx/.xlsx, ZIP
 packages told apart by their parts) and legacy Word/Excel files (.doc/.xls, OLE compound
 files told apart by their directory's stream names). The declared content type and the
-file name's extension must agree with what the bytes are.
+file name's extension must agree with what the bytes are. What a file of an allowed type
+may not contain (scripts, actions, macros, a second identity) is checked by
+``active_content``.
 """
 
 from __future__ import annotations
@@ -45,9 +47,11 @@ _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 class UploadError(InputError):
     """A refused upload; ``code`` is the error code, ``status`` the HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str,
+                 details: dict[str, str] | None = None) -> None:
         self.status = status
         self.code = code
+        self.details = details or {}
         super().__init__(message)
 
 
@@ -120,7 +124,7 @@ def _office_open_xml(path: Path) -> str | None:
 def _ole(path: Path) -> str | None:
     """Word or Excel by the stream names in a compound file's directory (MS-CFB)."""
     try:
-        names = _ole_stream_names(path)
+        names = ole_stream_names(path)
     except (struct.error, ValueError, OSError):
         return None
     if "WordDocument" in names:
@@ -134,7 +138,8 @@ _END = 0xFFFFFFFE
 _FREE = 0xFFFFFFFF
 
 
-def _ole_stream_names(path: Path) -> set[str]:
+def ole_stream_names(path: Path) -> set[str]:
+    """The names of the streams in a compound file's directory (MS-CFB)."""
     data_size = path.stat().st_size
     with path.open("rb") as f:
         header = f.read(512)

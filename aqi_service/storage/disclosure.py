@@ -365,6 +365,13 @@ SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE sha256 = $1 AND filename = $2
 ORDER BY uploaded_at LIMIT 1
 """
 SELECT_KNOWN_ATTACHMENTS = "SELECT id FROM attachments WHERE id = ANY($1::uuid[])"
+# an attachment is published with what links it: a record's version, a penalty decision,
+# an EIA stage (all public once written); until then only the bureau sees it
+ATTACHMENT_IS_LINKED = """
+SELECT EXISTS (SELECT 1 FROM disclosure_record_attachments WHERE attachment_id = $1)
+    OR EXISTS (SELECT 1 FROM penalties WHERE attachment_id = $1)
+    OR EXISTS (SELECT 1 FROM eia_stages WHERE attachment_id = $1)
+"""
 
 
 async def insert_attachment(conn: asyncpg.Connection, storage_name: str, filename: str,
@@ -379,6 +386,11 @@ async def get_attachment(conn: asyncpg.Connection, attachment_id: uuid.UUID
                          ) -> asyncpg.Record | None:
     """One attachment's metadata."""
     return await conn.fetchrow(SELECT_ATTACHMENT, attachment_id)
+
+
+async def attachment_is_linked(conn: asyncpg.Connection, attachment_id: uuid.UUID) -> bool:
+    """Whether a published record version, penalty or EIA stage links the attachment."""
+    return await conn.fetchval(ATTACHMENT_IS_LINKED, attachment_id)
 
 
 async def attachment_by_content(conn: asyncpg.Connection, sha256: str,

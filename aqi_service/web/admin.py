@@ -633,7 +633,7 @@ async def _admin_ctx(app: web.Application) -> AsyncIterator[None]:
                             cfg.disclosure.max_attachment_bytes)
     app[keys.DISCLOSURE_CATALOG] = catalog
     app[keys.ATTACHMENTS] = files
-    app[keys.ADMIN_GUARD] = AdminGuard(cfg.disclosure)
+    app[keys.ADMIN_GUARD] = AdminGuard(cfg.disclosure, cfg.http)
     yield
 
 

@@ -20,6 +20,7 @@ from aiohttp import web
 from aqi_service.aqi.schemes import SHANGHAI
 from aqi_service.storage import disclosure_reads as reads
 from aqi_service.web import conditional, keys
+from aqi_service.web.public_url import public_origin
 from aqi_service.web.templating import lang_for
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -122,7 +123,7 @@ async def disclosures_feed(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.POOL].acquire() as conn:
         rows = await reads.feed_versions(conn, ENTRIES)
     now = request.app[keys.CLOCK]()
-    body = render_feed(list(rows), f"{request.scheme}://{request.host}", lang_for(request),
+    body = render_feed(list(rows), public_origin(request), lang_for(request),
                        now.replace(minute=0, second=0, microsecond=0))
     etag = conditional.etag_of(body)
     if conditional.matches(request, etag):

@@ -3,9 +3,11 @@
 Uploads stream to disk in chunks (memory stays bounded; 413 past the limit, checked on
 Content-Length first and again while reading), are typed by their bytes against an
 allow-list (415 when the bytes, the declared type and the extension disagree), and are
-kept under generated names. Downloads carry ``Content-Disposition: attachment`` with the
-UTF-8 name (RFC 6266/5987), ``X-Content-Type-Options: nosniff`` and a CSP that forbids
-everything (``default-src 'none'; sandbox``).
+kept under generated names. A file is public once a published record version, penalty or
+EIA stage links it; before, only tokens that may upload can fetch it. Downloads carry
+``Content-Disposition: attachment`` with the UTF-8 name (RFC 6266/5987),
+``X-Content-Type-Options: nosniff`` and a CSP that forbids everything
+(``default-src 'none'; sandbox``).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from collections.abc import AsyncIterator
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from aqi_service.disclosure import uploads
+from aqi_service.disclosure import tokens, uploads
 from aqi_service.disclosure.files import CHUNK, TooLarge, store_file
 from aqi_service.storage import disclosure as store
-from aqi_service.web import keys
+from aqi_service.web import keys, ranges
 from aqi_service.web.admin_auth import actor_of, requires
 from aqi_service.web.errors import ApiError
 
@@ -35,7 +37,7 @@ SECURITY_HEADERS = {
 
 
 def _upload_error(exc: uploads.UploadError) -> ApiError:
-    return ApiError(exc.status, exc.code, str(exc))
+    return ApiError(exc.status, exc.code, str(exc), exc.details or None)
 
 
 async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
@@ -43,7 +45,10 @@ async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
         yield chunk
 
 
-@requires("disclosures:write", "eia:write", "penalties:write", "enterprises:write")
+UPLOAD_SCOPES = ("disclosures:write", "eia:write", "penalties:write", "enterprises:write")
+
+
+@requires(*UPLOAD_SCOPES)
 async def upload(request: web.Request) -> web.Response:
     """``POST /api/v1/admin/attachments``: one multipart part named ``file``."""
     files = request.app[keys.ATTACHMENTS]
@@ -93,14 +98,20 @@ async def upload(request: web.Request) -> web.Response:
 
 
 async def download(request: web.Request) -> web.StreamResponse:
-    """``GET /api/v1/attachments/{id}``: the file, as an attachment, never rendered."""
+    """``GET /api/v1/attachments/{id}``: the file, as an attachment, never rendered.
+
+    Public once something published links it; before that only to a token that may
+    upload (the others get the same 404 as for an unknown id, so ids found in a log or a
+    shared draft reveal nothing).
+    """
     try:
         attachment_id = uuid.UUID(request.match_info["id"])
     except ValueError:
         raise ApiError(404, "not_found", "no such attachment") from None
     async with request.app[keys.POOL].acquire() as conn:
         row = await store.get_attachment(conn, attachment_id)
-    if row is None:
+        linked = row is not None and await store.attachment_is_linked(conn, attachment_id)
+    if row is None or (not linked and not await _may_see_drafts(request)):
         raise ApiError(404, "not_found", "no such attachment")
     path = request.app[keys.ATTACHMENTS].path_of(row["storage_name"])
     if not path.is_file():
@@ -110,9 +121,18 @@ async def download(request: web.Request) -> web.StreamResponse:
         "Content-Type": row["content_type"],
         "Content-Disposition": uploads.content_disposition(row["filename"]),
         "X-Content-SHA256": row["sha256"],
-        "Cache-Control": "public, max-age=86400, immutable",
+        "Cache-Control": "public, max-age=86400, immutable" if linked
+                         else "private, no-store",
     }
-    return web.FileResponse(path, headers=headers)
+    return ranges.FileResponse(path, headers=headers)
+
+
+async def _may_see_drafts(request: web.Request) -> bool:
+    """Whether the request carries a token that may upload (401/429 for a bad token)."""
+    if "Authorization" not in request.headers:
+        return False
+    principal = await request.app[keys.ADMIN_GUARD].authenticate(request)
+    return tokens.grants(principal.scopes, UPLOAD_SCOPES)
 
 
 def add_routes(app: web.Application) -> None:

@@ -31,6 +31,7 @@ from aqi_service.web.codebook import (
     download_headers,
 )
 from aqi_service.web.errors import ApiError
+from aqi_service.web.public_url import public_origin
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +229,7 @@ async def _parquet(request: web.Request, resp: web.StreamResponse, arrow: Any,
 
 async def metadata(request: web.Request) -> web.Response:
     """The CSVW metadata and codebook of the hourly download."""
-    base = f"{request.scheme}://{request.host}"
+    base = public_origin(request)
     return conditional.json_response(request, csvw_metadata(base), 86400)
 
 

@@ -26,6 +26,7 @@ from aqi_service.storage import page_reads, reads
 from aqi_service.web import charts, keys, templating
 from aqi_service.web import rankings as ranking
 from aqi_service.web.params import STATION_CODE
+from aqi_service.web.public_url import public_origin
 from aqi_service.web.snapshot import daily_json, expected_hour, present, record_json
 from aqi_service.web.templating import lang_for
 
@@ -497,7 +498,7 @@ async def downloads(request: web.Request) -> web.StreamResponse:
     today = _now(request).astimezone(SHANGHAI).date()
     cfg = request.app[keys.CONFIG]
     return _render(request, "downloads.html", {
-        "origin": f"{request.scheme}://{request.host}",
+        "origin": public_origin(request),
         "stations": cfg.stations, "pollutant_keys": POLLUTANTS, "names": NAMES,
         "months": _months_back(today, 3),
         "default_from": today - timedelta(days=7), "default_to": today,

@@ -17,7 +17,7 @@ import jinja2
 from aiohttp import web
 
 from aqi_service.aqi.schemes import SHANGHAI
-from aqi_service.web import conditional
+from aqi_service.web import conditional, ranges
 
 LANGS = ("zh", "en")
 DEFAULT_LANG = "zh"
@@ -158,8 +158,7 @@ def setup_templates(app: web.Application) -> jinja2.Environment:
     )
     env.globals.update(tr=_tr, url=_url, static=_static)
     env.filters["shanghai"] = shanghai
-    app.router.add_static("/static/", path=str(_static_dir()), name="static",
-                          append_version=True)
+    ranges.add_static(app, "/static/", _static_dir(), "static")   # If-Range by RFC 9110
     return env
 
 
