@@ -119,6 +119,12 @@ class CollectionConfig:
     concurrency: int = 32
     retries: int = 2
     backoff_s: float = 1.0
+    db_acquire_timeout_s: float = 15.0
+    db_step_timeout_s: float = 120.0
+    retry_after_s: float = 30.0
+    retry_attempts: int = 4
+    stall_grace_minutes: int = 15
+    derive_grace_minutes: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,6 +421,12 @@ def _validate(cfg: Config, errors: _Errors) -> None:
         errors.add("collection.concurrency", "must be 1-1000")
     if not 0 <= col.retries <= 10:
         errors.add("collection.retries", "must be 0-10")
+    if min(col.db_acquire_timeout_s, col.db_step_timeout_s, col.retry_after_s) <= 0:
+        errors.add("collection", "database timeouts and retry_after_s must be positive")
+    if not 0 <= col.retry_attempts <= 20:
+        errors.add("collection.retry_attempts", "must be 0-20")
+    if col.stall_grace_minutes < 0 or col.derive_grace_minutes < 0:
+        errors.add("collection", "grace minutes must be ≥ 0")
     db = cfg.database
     if not 1 <= db.pool_min <= db.pool_max:
         errors.add("database.pool_min", "must be ≥ 1 and ≤ pool_max")

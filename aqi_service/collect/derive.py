@@ -8,6 +8,7 @@ chunks, so memory stays bounded however many stations and hours a back-fill brin
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -434,4 +435,57 @@ async def derive_days(
             conn, records.STATION_DAILY, rows, now, reason, run_id))
     if members and set(stations) & set(members):
         await _derive_city_daily(conn, members, days, city_code, now, reason, run_id, result)
+    return result
+
+
+MARKS_PER_TRANSACTION = 500
+"""Station marks derived per transaction when catching up (bounds its size)."""
+
+
+async def derive_marked_stations(
+    conn: asyncpg.Connection, latest_hour: datetime, reason: str, run_id: int | None = None,
+    now: datetime | None = None, result: DeriveResult | None = None,
+    timeout_s: float | None = None,
+) -> DeriveResult:
+    """Derive the station records of every 'station' mark left pending (by a run that
+    failed or a process that died between its observations and their records).
+
+    Each group of marks is derived and moved on to the city stage in one transaction
+    (within ``timeout_s``), so a crash here leaves the marks to the next attempt, never
+    records without their mark.
+    """
+    result = result or DeriveResult()
+    while True:
+        async with asyncio.timeout(timeout_s), conn.transaction():
+            marks = await observations.pending_marks(conn, "station", MARKS_PER_TRANSACTION,
+                                                     lock=True)
+            if not marks.ids:
+                return result
+            changed = marks.changed()
+            last = max(max(hs) for hs in changed.values())
+            await derive_stations(conn, changed, max(latest_hour, last), reason, run_id, now,
+                                  result)
+            await observations.promote_marks(conn, marks.ids)
+            log.info("derived the pending records of %d stations (%d marks)", len(changed),
+                     len(marks.ids))
+
+
+async def derive_marked_city(
+    conn: asyncpg.Connection, latest_hour: datetime, city_code: str,
+    city_members: Sequence[str], reason: str, run_id: int | None = None,
+    now: datetime | None = None, result: DeriveResult | None = None,
+) -> DeriveResult:
+    """The city's records for every 'city' mark, written in the transaction that clears
+    the marks (marks of stations outside the city are cleared with nothing to derive)."""
+    result = result or DeriveResult()
+    async with conn.transaction():
+        marks = await observations.pending_marks(conn, "city", lock=True)
+        if not marks.ids:
+            return result
+        changed = marks.changed(only=city_members)
+        if changed:
+            last = max(max(hs) for hs in changed.values())
+            await derive_city(conn, changed, max(latest_hour, last), city_code, city_members,
+                              reason, run_id, now, result)
+        await observations.clear_marks(conn, marks.ids)
     return result

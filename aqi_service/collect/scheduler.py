@@ -40,33 +40,48 @@ class Leader:
         self.on_change: Callable[[bool], None] | None = None
 
     async def check(self) -> bool:
-        """Take the lock if free, confirm it if held; return whether this instance leads."""
+        """Take the lock if free, confirm it if held; return whether this instance leads.
+
+        A session that closed (the database restarted, the session was terminated) took
+        the lock with it: taking the lock again on a new session is a new acquisition,
+        reported as a loss and a gain even when both happen within one check.
+        """
         was = self.is_leader
         try:
             if self._conn is None or self._conn.is_closed():
+                if self._conn is not None and self.is_leader:
+                    self._changed(False)
                 self._conn = await asyncpg.connect(self.dsn, timeout=10)
                 self.is_leader = False
+                was = False
             if self.is_leader:
                 await self._conn.fetchval("SELECT 1", timeout=10)
             else:
                 self.is_leader = bool(await self._conn.fetchval(
                     "SELECT pg_try_advisory_lock($1)", LEADER_LOCK, timeout=10))
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-            log.warning("leader check failed: %s", exc)
+        except Exception as exc:  # whatever broke the lock's session
+            # (asyncpg raises client-side errors, not only PostgresError, on a session the
+            # server terminated): the lock may be gone with it, so this instance does not
+            # lead until it takes the lock again on a new session.
+            log.warning("leader check failed: %s: %s", type(exc).__name__, exc)
             self.is_leader = False
             await self._drop()
         if was != self.is_leader:
-            log.info("instance %s is %s the leader", self.instance,
-                     "now" if self.is_leader else "no longer")
-            if self.on_change:
-                self.on_change(self.is_leader)
+            self._changed(self.is_leader)
         return self.is_leader
+
+    def _changed(self, leading: bool) -> None:
+        self.is_leader = leading
+        log.info("instance %s is %s the leader", self.instance,
+                 "now" if leading else "no longer")
+        if self.on_change:
+            self.on_change(leading)
 
     async def _drop(self) -> None:
         if self._conn is not None:
             try:
                 await self._conn.close(timeout=5)
-            except (OSError, asyncpg.PostgresError, TimeoutError):
+            except Exception:  # a broken session cannot be closed politely
                 self._conn.terminate()
             self._conn = None
 
@@ -91,6 +106,7 @@ class Schedule:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 600},
         )
         self.on_event = on_event or (lambda job, outcome: None)
+        self._led = False
         self.scheduler.add_listener(self._listen,
                                     EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
 
@@ -138,20 +154,39 @@ class Schedule:
         self._startup = startup
 
     async def start(self) -> None:
-        """Take part in the election, start the scheduler, run the start-up job if leading."""
+        """Take part in the election and start the scheduler.
+
+        Every acquisition of the lead — at start, after losing it (an outage) and taking
+        it back, or on taking over from another instance — runs the start-up job (abandoned
+        runs closed, pending records derived, missed hours caught up).
+        """
+        self.leader.on_change = self._on_leader_change
         await self.leader.check()
         self.scheduler.start()
-        if self.leader.is_leader:
-            self.scheduler.add_job(self._guarded("startup", self._startup), id="startup",
-                                   next_run_time=datetime.now(timezone.utc))
-        else:
-            self.leader.on_change = self._on_leader_change
 
     def _on_leader_change(self, leading: bool) -> None:
         if leading:
-            self.scheduler.add_job(self._guarded("startup", self._startup), id="takeover",
+            name = "takeover" if self._led else "startup"
+            self._led = True
+            self.scheduler.add_job(self._guarded(name, self._startup), id=name,
                                    next_run_time=datetime.now(timezone.utc),
                                    replace_existing=True)
+
+    def retry_later(self, func: JobFunc, attempt: int) -> bool:
+        """Run ``func`` again after a failed collection: ``retry_after_s`` doubled for each
+        earlier attempt; at most ``retry_attempts`` times (then the schedule takes over).
+        Returns whether a retry was scheduled."""
+        col = self.cfg.collection
+        if attempt > col.retry_attempts or not self.scheduler.running:
+            return False
+        delay = col.retry_after_s * 2 ** (attempt - 1)
+        log.warning("collection failed: retry %d of %d in %.0f s", attempt,
+                    col.retry_attempts, delay)
+        self.scheduler.add_job(self._guarded("retry", func), id="retry",
+                               next_run_time=datetime.now(timezone.utc)
+                               + timedelta(seconds=delay),
+                               replace_existing=True)
+        return True
 
     async def stop(self) -> None:
         """Stop the scheduler (waiting for no job) and release leadership."""

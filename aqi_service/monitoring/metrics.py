@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -33,6 +33,9 @@ POLL_OUTCOMES = ("ok", "rejected", "bad_payload", "timeout", "connection", "http
 """Poll outcomes created at zero for every city station, so that the first failure of a
 kind is an increase Prometheus can see (a series born at 1 has no increase)."""
 SUCCESSFUL_RUNS = ("ok", "partial")
+RUN_STATUSES = ("ok", "partial", "failed", "abandoned")
+RUN_TRIGGERS = ("scheduled", "catch-up", "startup", "initial", "retry")
+"""Triggers whose runs are counted from zero by status (a first failure is an increase)."""
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 DOWNLOAD_FORMATS = frozenset({"csv", "jsonl", "parquet"})
 DOWNLOAD_ROUTE = "/api/v1/download/hourly.{fmt}"
@@ -89,7 +92,8 @@ class Metrics:
             "Changes to published records made by later collections (see /api/v1/revisions)",
             registry=reg)
         self.runs = Counter(
-            "aqi_collector_runs", "Collection runs by trigger and status (ok/partial/failed)",
+            "aqi_collector_runs",
+            "Collection runs by trigger and status (ok/partial/failed/abandoned)",
             ["trigger", "status"], registry=reg)
         self.run_duration = Histogram(
             "aqi_collector_run_duration_seconds", "Duration of a whole collection run",
@@ -129,6 +133,9 @@ class Metrics:
         for st in cfg.stations:
             for outcome in POLL_OUTCOMES:
                 self.polls.labels(st.code, outcome)
+        for trigger in RUN_TRIGGERS:
+            for status in RUN_STATUSES:
+                self.runs.labels(trigger, status)
         for kind in ("script", "frame"):
             self.widget.labels(kind)
         for fmt in sorted(DOWNLOAD_FORMATS):
@@ -154,6 +161,11 @@ class Metrics:
         self.revisions.inc(summary.revisions)
         if summary.status in SUCCESSFUL_RUNS:
             self.last_success_event = time.time()
+
+    def runs_abandoned(self, triggers: Sequence[str]) -> None:
+        """Runs left 'running' by a process that is gone were closed."""
+        for trigger in triggers:
+            self.runs.labels(trigger, "abandoned").inc()
 
     # Schedule.on_event
     def job_event(self, job: str, outcome: str) -> None:

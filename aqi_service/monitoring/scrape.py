@@ -19,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from aqi_service.aqi.schemes import POLLUTANTS
+from aqi_service.collect.health import Health
 from aqi_service.monitoring.stats import Reading
 from aqi_service.web.snapshot import Snapshot
 
@@ -42,6 +43,8 @@ class ScrapeInputs:
     leader: bool | None
     scheduler_running: bool | None
     last_success_event: float
+    health: Health | None = None
+    """Collection's health (stall, pending derivations), if checked."""
 
 
 def _epoch(iso_utc: str | None) -> float | None:
@@ -170,6 +173,16 @@ class ServiceCollector(Collector):
         version = _gauge("aqi_db_migration_version", "Latest migration applied to the database")
         expected = _gauge("aqi_db_migration_expected_version",
                           "Latest migration this version of the service ships")
+        stalled = _gauge("aqi_collection_stalled",
+                         "1 if no collection run succeeded within the expected interval "
+                         "(the hourly schedule plus grace)")
+        pending = _gauge("aqi_derive_pending",
+                         "Station-hours whose derived records are due (written observations "
+                         "not yet derived)")
+        if inp is not None and inp.health is not None:
+            stalled.add_metric([], 1 if inp.health.stalled else 0)
+            if inp.health.state is not None:
+                pending.add_metric([], inp.health.state.pending_hours)
         if inp is not None:
             stored = (inp.reading.last_success_at.timestamp()
                       if inp.reading and inp.reading.last_success_at else 0.0)
@@ -188,4 +201,5 @@ class ServiceCollector(Collector):
             if inp.db_version is not None:
                 version.add_metric([], inp.db_version)
             expected.add_metric([], inp.code_version)
-        yield from (last_ok, leader, running, up, size, max_size, in_use, version, expected)
+        yield from (last_ok, leader, running, up, size, max_size, in_use, version, expected,
+                    stalled, pending)

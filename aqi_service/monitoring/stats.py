@@ -61,7 +61,8 @@ FROM station_cursors
 """
 SELECT_LAST_RUN = """
 SELECT id, trigger, status, started_at, finished_at, target_hour, stations_polled,
-       stations_ok, stations_failed, observations, rejected, hours_backfilled, revisions
+       stations_ok, stations_failed, observations, rejected, hours_backfilled, revisions,
+       error
 FROM collection_runs
 ORDER BY id DESC
 LIMIT 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -65,8 +65,16 @@ ON CONFLICT (station_code) DO UPDATE SET
     newest_hour = greatest(c.newest_hour, EXCLUDED.newest_hour)
 """
 
+# The durable "to derive" mark: one row per station of the batch, in its transaction.
+MARK_PENDING = """
+INSERT INTO derive_pending (station_code, first_hour, last_hour, run_id)
+SELECT code, first, last, $4 FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[])
+    AS u(code, first, last)
+RETURNING id
+"""
+
 SELECT_CURSORS = """
-SELECT s.code, c.answered_through, c.newest_hour
+SELECT s.code, c.answered_through, c.newest_hour, c.backfill_from
 FROM stations s LEFT JOIN station_cursors c ON c.station_code = s.code
 WHERE s.active
 """
@@ -95,6 +103,8 @@ class IngestResult:
     changed: dict[str, set[datetime]] = field(default_factory=dict)
     inserted: int = 0
     updated: int = 0
+    marks: list[int] = field(default_factory=list)
+    """Ids of the "to derive" marks written with the rows (see ``derive_pending``)."""
 
     def add(self, station: str, hour: datetime) -> None:
         """Record a changed station hour."""
@@ -163,40 +173,58 @@ async def ingest(
         return result
     await ensure_partitions(conn, min(min(h) for h in hours.values()),
                             max(max(h) for h in hours.values()))
-    if fresh:
-        try:
-            async with conn.transaction():
-                await conn.copy_to_table("observations", source=_csv(fresh.values()),
-                                         columns=COLUMNS, format="csv")
-                await _advance_newest(conn, {s: hours[s] for s in fresh})
-        except asyncpg.UniqueViolationError:
-            for station, rows in fresh.items():
-                known[station] = [*known.get(station, ()), *rows]
-            fresh = {}
-        else:
-            for station, rows in fresh.items():
-                stored = hours[station] if rows is by_station[station] else {r[2] for r in rows}
-                result.changed.setdefault(station, set()).update(stored)
-                result.inserted += len(rows)
-    if known:
-        async with conn.transaction():
+    # One transaction: the rows, the newest hours and the "to derive" marks are durable
+    # together or not at all (a caller's transaction makes it a savepoint of the caller's).
+    async with conn.transaction():
+        if fresh:
+            try:
+                async with conn.transaction():
+                    await conn.copy_to_table("observations", source=_csv(fresh.values()),
+                                             columns=COLUMNS, format="csv")
+            except asyncpg.UniqueViolationError:
+                for station, rows in fresh.items():
+                    known[station] = [*known.get(station, ()), *rows]
+                fresh = {}
+            else:
+                for station, rows in fresh.items():
+                    stored = (hours[station] if rows is by_station[station]
+                              else {r[2] for r in rows})
+                    result.changed.setdefault(station, set()).update(stored)
+                    result.inserted += len(rows)
+        if known:
             await conn.execute(CREATE_STAGE)
             await conn.copy_to_table("observations_stage", source=_csv(known.values()),
                                      columns=COLUMNS, format="csv")
             changed = await conn.fetch(UPSERT_FROM_STAGE, reason, run_id)
-            await _advance_newest(conn, {s: hours[s] for s in known})
-        for rec in changed:
-            result.add(rec["station_code"], rec["hour_end"])
-            if rec["revised"]:
-                result.updated += 1
-            else:
-                result.inserted += 1
+            for rec in changed:
+                result.add(rec["station_code"], rec["hour_end"])
+                if rec["revised"]:
+                    result.updated += 1
+                else:
+                    result.inserted += 1
+        await _advance_newest(conn, hours)
+        result.marks = await mark_pending(conn, result.changed, run_id)
     return result
 
 
-async def cursors(conn: asyncpg.Connection) -> dict[str, tuple[datetime | None, datetime | None]]:
-    """Per active station: (answered_through, newest stored hour)."""
-    return {r["code"]: (r["answered_through"], r["newest_hour"])
+async def mark_pending(conn: asyncpg.Connection, changed: Mapping[str, set[datetime]],
+                       run_id: int | None) -> list[int]:
+    """Mark the stations' changed hours as due for derivation; return the marks' ids."""
+    codes = [s for s, hs in changed.items() if hs]
+    if not codes:
+        return []
+    rows = await conn.fetch(MARK_PENDING, codes, [min(changed[s]) for s in codes],
+                            [max(changed[s]) for s in codes], run_id)
+    return [r["id"] for r in rows]
+
+
+Cursor = tuple[datetime | None, datetime | None, datetime | None]
+"""(answered_through, newest stored hour, initial back-fill still due from)."""
+
+
+async def cursors(conn: asyncpg.Connection) -> dict[str, Cursor]:
+    """Per active station: (answered_through, newest stored hour, back-fill due from)."""
+    return {r["code"]: (r["answered_through"], r["newest_hour"], r["backfill_from"])
             for r in await conn.fetch(SELECT_CURSORS)}
 
 
@@ -208,3 +236,69 @@ async def read_range(
     grouped = await conn.fetch(SELECT_RANGE, list(stations), first, last)
     flagged = await conn.fetch(SELECT_FLAGGED, list(stations), first, last)
     return grouped, flagged
+
+
+SELECT_MARKS = """
+SELECT id, station_code, first_hour, last_hour FROM derive_pending
+WHERE stage = $1 ORDER BY id LIMIT $2
+"""
+PROMOTE_MARKS = "UPDATE derive_pending SET stage = 'city' WHERE id = ANY($1::bigint[])"
+CLEAR_MARKS = "DELETE FROM derive_pending WHERE id = ANY($1::bigint[])"
+SELECT_PENDING = """
+SELECT coalesce(sum(span), 0)::bigint AS hours,
+       extract(epoch FROM now() - min(oldest))::float8 AS age_s FROM (
+    SELECT extract(epoch FROM max(last_hour) - min(first_hour))::bigint / 3600 + 1 AS span,
+           min(created_at) AS oldest
+    FROM derive_pending GROUP BY station_code) p
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Marks:
+    """"To derive" marks read back: their ids and the hours they span per station."""
+
+    ids: list[int]
+    hours: dict[str, tuple[datetime, datetime]]
+
+    def changed(self, only: Iterable[str] | None = None) -> dict[str, set[datetime]]:
+        """Every hour of each station's span (the derivation's ``changed``), for the
+        stations ``only`` names if given."""
+        step = timedelta(hours=1)
+        wanted = self.hours.keys() if only is None else set(only) & self.hours.keys()
+        return {s: {self.hours[s][0] + k * step
+                    for k in range(int((self.hours[s][1] - self.hours[s][0]) / step) + 1)}
+                for s in wanted}
+
+
+async def pending_marks(conn: asyncpg.Connection, stage: str, limit: int = 1_000_000,
+                        lock: bool = False) -> Marks:
+    """Up to ``limit`` marks of ``stage`` ('station' or 'city'), merged per station."""
+    sql = SELECT_MARKS + (" FOR UPDATE" if lock else "")
+    hours: dict[str, tuple[datetime, datetime]] = {}
+    ids = []
+    for r in await conn.fetch(sql, stage, limit):
+        ids.append(r["id"])
+        code = r["station_code"]
+        first, last = hours.get(code, (r["first_hour"], r["last_hour"]))
+        hours[code] = (min(first, r["first_hour"]), max(last, r["last_hour"]))
+    return Marks(ids, hours)
+
+
+async def promote_marks(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
+    """The stations' records of these marks are written: the city's are due next."""
+    if ids:
+        await conn.execute(PROMOTE_MARKS, list(ids))
+
+
+async def clear_marks(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
+    """Everything derived from these marks is written."""
+    if ids:
+        await conn.execute(CLEAR_MARKS, list(ids))
+
+
+async def pending_summary(conn: asyncpg.Connection,
+                          timeout: float | None = None) -> tuple[int, float | None]:
+    """Station-hours spanned by the marks still pending, and the seconds since the oldest
+    was written (None: nothing pending)."""
+    row = await conn.fetchrow(SELECT_PENDING, timeout=timeout)
+    return int(row["hours"]), row["age_s"]

@@ -139,8 +139,11 @@ async def write(
                               _text(after), reason, run_id))
     if inserts and not existing:
         try:
-            await conn.copy_records_to_table(table.name, records=inserts,
-                                             columns=table.columns)
+            # A savepoint when the caller holds a transaction: the conflict must not
+            # abort the caller's other writes.
+            async with conn.transaction():
+                await conn.copy_records_to_table(table.name, records=inserts,
+                                                 columns=table.columns)
         except asyncpg.UniqueViolationError:
             pass  # another writer got there first: take the upsert path below
         else:

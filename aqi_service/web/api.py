@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from aqi_service.aqi.schemes import SHANGHAI, all_schemes
-from aqi_service.storage import migrations, reads
-from aqi_service.web import conditional, downloads, keys, openapi, params
+from aqi_service.storage import reads
+from aqi_service.web import conditional, downloads, keys, openapi, params, status
 from aqi_service.web import rankings as ranking
 from aqi_service.web.errors import ApiError
 from aqi_service.web.snapshot import SnapshotStore, daily_json, record_json
@@ -27,38 +27,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready to serve: database reachable and migrated, /now prepared, scheduler running
-    (when this instance has one); 503 with the reasons otherwise."""
-    app = request.app
-    reasons = []
-    expected = migrations.latest_version()
-    version = None
-    try:
-        async with app[keys.POOL].acquire(timeout=5) as conn:
-            version = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations",
-                                          timeout=5)
-        if version != expected:
-            reasons.append(f"database at migration {version}, code expects {expected}")
-    except Exception as exc:  # any failure to reach the database means not ready
-        reasons.append(f"database unreachable: {type(exc).__name__}")
-    store = app.get(keys.SNAPSHOT)
-    if store is None or store.current is None:
-        reasons.append("the /now snapshot is not prepared yet")
-    leader = app.get(keys.LEADER)
-    schedule = app.get(keys.SCHEDULE)
-    scheduler = "off"
-    if schedule is not None:
-        scheduler = "running" if schedule.scheduler.running else "stopped"
-        if not schedule.scheduler.running:
-            reasons.append("the scheduler is not running")
-    body = {
-        "status": "ready" if not reasons else "not_ready",
-        "reasons": reasons,
-        "leader": leader.is_leader if leader else None,
-        "scheduler": scheduler,
-        "migration": {"database": version, "code": expected},
-    }
-    return web.json_response(body, status=200 if not reasons else 503)
+    """Ready to serve and collecting: 200, or 503 with the reasons and problem codes (see
+    ``status.readiness``)."""
+    body = await status.readiness(request.app)
+    return web.json_response(body, status=200 if not body["problems"] else 503)
 
 
 def now_handler(store: SnapshotStore) -> Callable[[web.Request], Awaitable[web.Response]]:

@@ -18,11 +18,11 @@ from aiohttp import web
 
 from aqi_service.collect import derive
 from aqi_service.collect.client import create_session
-from aqi_service.collect.collector import Collector
+from aqi_service.collect.collector import HOUR, Collector, RunSummary, hour_floor
 from aqi_service.collect.scheduler import Leader, Schedule
 from aqi_service.config import Config, StationConfig
 from aqi_service.monitoring.metrics import Metrics
-from aqi_service.storage import db, migrations, stations
+from aqi_service.storage import db, migrations, runs, stations
 from aqi_service.storage.observations import ensure_partitions
 from aqi_service.web import keys
 from aqi_service.web.admin import setup_admin
@@ -224,13 +224,26 @@ def _scheduler_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[No
         app[keys.LEADER] = leader
         app[keys.SCHEDULE] = schedule
 
+        retries = {"attempt": 0}
+
+        async def collected(summary: RunSummary, refresh: bool = True) -> None:
+            """After a run: a failed one is retried with back-off; /now is refreshed."""
+            if summary.status == "failed":
+                retries["attempt"] += 1
+                schedule.retry_later(retry, retries["attempt"])
+            else:
+                retries["attempt"] = 0
+            if refresh:
+                await refresh_snapshot(app, clock)
+
         async def collect() -> None:
-            await collector.run("scheduled")
-            await refresh_snapshot(app, clock)
+            await collected(await collector.run("scheduled"))
 
         async def catch_up() -> None:
-            await collector.run("catch-up", only_missing=True)
-            await refresh_snapshot(app, clock)
+            await collected(await collector.run("catch-up", only_missing=True))
+
+        async def retry() -> None:
+            await collected(await collector.run("retry"))
 
         async def daily() -> None:
             yesterday = (clock().astimezone(derive.SHANGHAI) - timedelta(days=1)).date()
@@ -242,7 +255,13 @@ def _scheduler_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[No
                 await ensure_partitions(conn, now, now + timedelta(days=95))
 
         async def startup() -> None:
-            await startup_collection(app, clock)
+            try:
+                summary = await startup_collection(app, clock)
+            except Exception:  # the database is down: the start-up work is retried
+                retries["attempt"] += 1
+                schedule.retry_later(startup, retries["attempt"])
+                raise
+            await collected(summary, refresh=False)
 
         schedule.add_jobs(collect, catch_up, daily, maintenance, startup)
         schedule.scheduler.add_job(refresh_snapshot, "interval", minutes=1, args=(app, clock),
@@ -265,17 +284,30 @@ async def run_daily(app: web.Application, day: date, clock: Clock) -> None:
                                  "daily report", None)
 
 
-async def startup_collection(app: web.Application, clock: Clock) -> None:
-    """On taking the lead: back-fill (30 days on an empty database), then refresh /now."""
+async def startup_collection(app: web.Application, clock: Clock) -> RunSummary:
+    """On taking the lead (at start, after an outage, on take-over): close the runs left
+    'running' by processes that are gone, give stations that never answered their initial
+    back-fill, collect (pending records are derived first), then refresh /now."""
     cfg = app[keys.CONFIG]
     collector = app[keys.COLLECTOR]
-    async with app[keys.POOL].acquire() as conn:
-        empty = await conn.fetchval("SELECT NOT EXISTS (SELECT 1 FROM station_cursors)")
-    if empty and cfg.collection.initial_backfill_days > 0:
-        days = cfg.collection.initial_backfill_days
-        log.info("empty database: back-filling the last %d days", days)
-        await collector.run("initial", lookback_hours=days * 24,
-                            progress=ProgressBar(f"back-filling {days} days"))
+    col = cfg.collection
+    target = hour_floor(clock())
+    async with app[keys.POOL].acquire(timeout=col.db_acquire_timeout_s) as conn:
+        # This instance holds the leader lock: no other process runs a collection.
+        keep = [collector.current_run] if collector.current_run else []
+        closed = await runs.abandon_runs(
+            conn, "its process ended or lost the lead before the run finished", keep)
+        collector.closed_abandoned(closed)
+        due: list[str] = []
+        if col.initial_backfill_days > 0:
+            due = await runs.plan_backfill(conn, [s.code for s in collector.stations],
+                                           target - col.initial_backfill_days * 24 * HOUR)
+    if due:
+        days = col.initial_backfill_days
+        log.info("initial back-fill of the last %d days for %d stations", days, len(due))
+        summary = await collector.run("initial",
+                                      progress=ProgressBar(f"back-filling {days} days"))
     else:
-        await collector.run("startup")
+        summary = await collector.run("startup")
     await refresh_snapshot(app, clock)
+    return summary

@@ -101,12 +101,16 @@ async def scrape_inputs(app: web.Application) -> ScrapeInputs:
     leader = app.get(keys.LEADER)
     schedule = app.get(keys.SCHEDULE)
     now = app[keys.CLOCK]()
+    collector = app.get(keys.COLLECTOR)
+    health = None
+    if collector is not None:
+        health = await collector.health.check(pool if db_version is not None else None)
     return ScrapeInputs(
         now=now, expected=expected_hour(now, app[keys.CONFIG]), snapshot=snapshot,
         reading=reading, db_version=db_version, code_version=metrics.code_version, pool=pool,
         leader=leader.is_leader if leader is not None else None,
         scheduler_running=schedule.scheduler.running if schedule is not None else None,
-        last_success_event=metrics.last_success_event)
+        last_success_event=metrics.last_success_event, health=health)
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:

@@ -15,7 +15,9 @@ from typing import Any
 from aiohttp import web
 
 from aqi_service.aqi.schemes import SHANGHAI
+from aqi_service.collect.health import Health
 from aqi_service.monitoring.stats import RECENT_HOURS, Reading, StationStats
+from aqi_service.storage import migrations
 from aqi_service.web import conditional, keys, templating
 from aqi_service.web.errors import ApiError
 
@@ -74,7 +76,80 @@ def _run_json(run: dict[str, Any] | None) -> dict[str, Any] | None:
         "stations_polled": run["stations_polled"], "stations_ok": run["stations_ok"],
         "stations_failed": run["stations_failed"], "observations": run["observations"],
         "rejected": run["rejected"], "hours_backfilled": run["hours_backfilled"],
-        "revisions": run["revisions"],
+        "revisions": run["revisions"], "error": run.get("error"),
+    }
+
+
+PROBLEM_TEXT = {
+    "database_down": "the database does not answer",
+    "migration_mismatch": "the database's migration is not the one the code expects",
+    "snapshot_missing": "the /now snapshot is not prepared yet",
+    "scheduler_stopped": "the scheduler is not running",
+    "collection_stalled": "no successful collection within the expected interval",
+    "derive_behind": "observations are waiting for their derived records",
+    "collection_failing": "the last collection run failed",
+}
+"""Every readiness problem code and what it means."""
+
+
+def _health_json(health: Health | None) -> dict[str, Any]:
+    state = health.state if health is not None else None
+    return {
+        "problems": list(health.problems) if health is not None else [],
+        "last_error": state.last_error if state is not None else None,
+        "derive_pending_hours": state.pending_hours if state is not None else None,
+    }
+
+
+async def readiness(app: web.Application) -> dict[str, Any]:
+    """The readiness document: database reachable and migrated, /now prepared, scheduler
+    running (when this instance has one), collection neither stalled nor failing, derived
+    records not behind. ``problems`` holds the codes (empty: ready), ``reasons`` the text."""
+    problems: list[str] = []
+    reasons: list[str] = []
+    expected = migrations.latest_version()
+    version = None
+    try:
+        async with app[keys.POOL].acquire(timeout=5) as conn:
+            version = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations",
+                                          timeout=5)
+        if version != expected:
+            problems.append("migration_mismatch")
+            reasons.append(f"database at migration {version}, code expects {expected}")
+    except Exception as exc:  # any failure to reach the database means not ready
+        problems.append("database_down")
+        reasons.append(f"database unreachable: {type(exc).__name__}")
+    store = app.get(keys.SNAPSHOT)
+    if store is None or store.current is None:
+        problems.append("snapshot_missing")
+        reasons.append(PROBLEM_TEXT["snapshot_missing"])
+    leader = app.get(keys.LEADER)
+    schedule = app.get(keys.SCHEDULE)
+    scheduler = "off"
+    if schedule is not None:
+        scheduler = "running" if schedule.scheduler.running else "stopped"
+        if not schedule.scheduler.running:
+            problems.append("scheduler_stopped")
+            reasons.append(PROBLEM_TEXT["scheduler_stopped"])
+    collector = app.get(keys.COLLECTOR)
+    if collector is not None:
+        pool = app[keys.POOL] if "database_down" not in problems else None
+        health = await collector.health.check(pool)
+        for code in health.problems:
+            if code in problems:
+                continue
+            problems.append(code)
+            text = PROBLEM_TEXT[code]
+            if code == "collection_failing" and health.state and health.state.last_error:
+                text += f": {health.state.last_error}"
+            reasons.append(text)
+    return {
+        "status": "ready" if not problems else "not_ready",
+        "reasons": reasons,
+        "problems": problems,
+        "leader": leader.is_leader if leader else None,
+        "scheduler": scheduler,
+        "migration": {"database": version, "code": expected},
     }
 
 
@@ -101,6 +176,8 @@ def build_status(app: web.Application, reading: Reading) -> dict[str, Any]:
     leader = app.get(keys.LEADER)
     job = schedule.scheduler.get_job("collect") if schedule is not None else None
     run = reading.last_run
+    collector = app.get(keys.COLLECTOR)
+    health = collector.health.last_health if collector is not None else None
     return {
         "checked_at": _iso(reading.checked_at),
         "expected_hour": _iso(reading.expected),
@@ -110,6 +187,7 @@ def build_status(app: web.Application, reading: Reading) -> dict[str, Any]:
         "collector": {
             "state": ("collecting" if run is not None and run["finished_at"] is None
                       else "idle"),
+            **_health_json(health),
             "scheduler": ("off" if schedule is None
                           else "running" if schedule.scheduler.running else "stopped"),
             "leader": leader.is_leader if leader is not None else None,
@@ -123,6 +201,9 @@ def build_status(app: web.Application, reading: Reading) -> dict[str, Any]:
 
 async def _reading(request: web.Request) -> Reading:
     app = request.app
+    collector = app.get(keys.COLLECTOR)
+    if collector is not None:
+        await collector.health.check(app[keys.POOL], max_age_s=MAX_AGE)
     snap = app[keys.SNAPSHOT].current
     reading = await app[keys.MONITORING].fresh(app[keys.POOL], snap)
     if reading is None:
@@ -176,13 +257,24 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
                         "required": ["id", "trigger", "status", "started_at", "finished_at"],
                         "properties": {
                             "id": {"type": "integer"}, "trigger": {"type": "string"},
-                            "status": {"enum": ["running", "ok", "partial", "failed"]},
+                            "status": {"enum": ["running", "ok", "partial", "failed",
+                                                "abandoned"]},
+                            "error": {"type": ["string", "null"],
+                                      "description": "Why the run failed or was abandoned"},
                             "started_at": _TIME, "finished_at": _TIME, "target_hour": _TIME,
                             **{k: _COUNT for k in (
                                 "stations_polled", "stations_ok", "stations_failed",
                                 "observations", "rejected", "hours_backfilled", "revisions")},
                         }}]},
                     "last_success_at": _TIME, "next_collection_at": _TIME,
+                    "problems": {"type": "array", "items": {"enum": sorted(PROBLEM_TEXT)},
+                                 "description": "The readiness problems of collection "
+                                                "(the codes of /readyz)"},
+                    "last_error": {"type": ["string", "null"],
+                                   "description": "Why the last failed run failed"},
+                    "derive_pending_hours": {"type": ["integer", "null"],
+                                             "description": "Station-hours whose derived "
+                                                            "records are due"},
                 },
             },
             "stations": {"type": "array", "items": {"$ref": "#/components/schemas/StationStatus"}},
