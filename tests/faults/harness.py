@@ -217,6 +217,7 @@ class World:
     """The service's exits on its own (each followed by a restart)."""
     paused_at: datetime | None = None
     _expect_down: bool = False
+    _procs: list[subprocess.Popen] = field(default_factory=list)
     _supervisor: asyncio.Task[None] | None = None
 
     @property
@@ -300,9 +301,12 @@ class World:
         args = [sys.executable, str(RUNNER), *db_args, "--sim-url", simulator_url(self.sim_runner),
                 "--port", str(self.port), "--backfill-days", str(self.backfill_days),
                 *self.clock.args()]
+        if self.service is not None and self.service.proc.poll() is None:
+            raise AssertionError("start_service: the previous service process still runs")
         with log.open("ab") as out:
             proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=out,
                                     stderr=subprocess.STDOUT)
+        self._procs.append(proc)
         self.service = Service(proc, log)
         self._expect_down = False
         if self._supervisor is None:
@@ -377,6 +381,10 @@ class World:
         if self.watcher is not None:
             await self.watcher.stop()
         await self.stop_service()
+        for proc in self._procs:  # never leave a service process behind
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
 
     async def _supervise(self) -> None:
         """Start the service again when it exits on its own, as the deployment's restart
