@@ -70,6 +70,10 @@ class DatabaseConfig:
     pool_max: int = 10
     command_timeout_s: float = 60.0
     connect_timeout_s: float = 10.0
+    restart_attempts: int = 5
+    """Attempts to start the embedded server again after its postmaster died."""
+    restart_backoff_s: float = 0.5
+    """Wait after the first failed attempt; doubles after each (at most 15 s)."""
 
     @property
     def embedded(self) -> bool:
@@ -432,6 +436,9 @@ def _validate(cfg: Config, errors: _Errors) -> None:
         errors.add("database.pool_min", "must be ≥ 1 and ≤ pool_max")
     if db.url is not None and not db.url.reveal().startswith(("postgres://", "postgresql://")):
         errors.add("database.url", "must be a postgresql:// URL")
+    if not 0 <= db.restart_attempts <= 100 or db.restart_backoff_s < 0:
+        errors.add("database.restart_attempts",
+                   "restart_attempts must be 0-100 and restart_backoff_s ≥ 0")
     if db.url is None and len(str(db.data_dir.resolve() / "pg" / ".s.PGSQL.5432")) > 107:
         errors.add("database.data_dir",
                    "path too long for the embedded PostgreSQL socket (107 bytes); use a "

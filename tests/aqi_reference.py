@@ -14,9 +14,12 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 from itertools import pairwise
 
-S2012 = "HJ633-2012"
+S2012 = "HJ633-2012-text"
+"""HJ 633-2012 as its text reads (hourly: PM 24 h moving averages, O3 1 h and 8 h)."""
+S2012P = "HJ633-2012"
+"""HJ 633-2012 as the national platform published it (hourly: the six 1 h values)."""
 S2026 = "HJ633-2026"
-SCHEMES = (S2012, S2026)
+SCHEMES = (S2012, S2012P, S2026)
 
 # §2, typed row by row as printed. None = no breakpoint ((b) SO2 1 h, (c) O3 8 h).
 # The two bold PM cells differ between the schemes.
@@ -24,8 +27,8 @@ COLUMN_NAMES = (
     "so2_24h", "so2_1h", "no2_24h", "no2_1h", "co_24h",
     "co_1h", "o3_1h", "o3_8h", "pm10_24h", "pm2_5_24h",
 )
-_PM10_100 = {S2012: 150, S2026: 120}
-_PM25_100 = {S2012: 75, S2026: 60}
+_PM10_100 = {S2012: 150, S2012P: 150, S2026: 120}
+_PM25_100 = {S2012: 75, S2012P: 75, S2026: 60}
 # fmt: off
 _TABLE = (
     # IAQI  SO2 24h SO2 1h NO2 24h NO2 1h CO 24h CO 1h O3 1h O3 8h PM10 24h   PM2.5 24h
@@ -177,7 +180,15 @@ PATHS = (
     Path(S2012, "hourly", "o3_8h", "o3_8h", "drop"),
     Path(S2012, "hourly", "pm10_24h", "pm10_24h"),
     Path(S2012, "hourly", "pm2_5_24h", "pm2_5_24h"),
-    # HJ 633-2012 daily.
+    # HJ 633-2012 real-time as published: 1 h gases and O3 1 h, 1 h PM on the 24 h columns.
+    Path(S2012P, "hourly", "so2", "so2_1h", "fallback_so2_24h"),
+    Path(S2012P, "hourly", "so2_24h", "so2_24h", context={"so2": 900}),
+    Path(S2012P, "hourly", "no2", "no2_1h"),
+    Path(S2012P, "hourly", "co", "co_1h"),
+    Path(S2012P, "hourly", "o3", "o3_1h"),
+    Path(S2012P, "hourly", "pm10", "pm10_24h"),
+    Path(S2012P, "hourly", "pm2_5", "pm2_5_24h"),
+    # HJ 633-2012 daily (the same in both readings).
     Path(S2012, "daily", "so2_24h", "so2_24h"),
     Path(S2012, "daily", "no2_24h", "no2_24h"),
     Path(S2012, "daily", "co_24h", "co_24h"),
@@ -185,6 +196,13 @@ PATHS = (
     Path(S2012, "daily", "o3_8h_24h", "o3_8h", "drop"),
     Path(S2012, "daily", "pm10_24h", "pm10_24h"),
     Path(S2012, "daily", "pm2_5_24h", "pm2_5_24h"),
+    Path(S2012P, "daily", "so2_24h", "so2_24h"),
+    Path(S2012P, "daily", "no2_24h", "no2_24h"),
+    Path(S2012P, "daily", "co_24h", "co_24h"),
+    Path(S2012P, "daily", "o3_24h", "o3_1h"),
+    Path(S2012P, "daily", "o3_8h_24h", "o3_8h", "drop"),
+    Path(S2012P, "daily", "pm10_24h", "pm10_24h"),
+    Path(S2012P, "daily", "pm2_5_24h", "pm2_5_24h"),
 )
 
 # §3 report inputs (engine key names from the brief), for whole-report tests.
@@ -193,6 +211,10 @@ REPORT_KEYS = {
     (S2026, "daily"): ("so2_24h", "no2_24h", "co_24h", "o3_8h_24h", "pm10_24h", "pm2_5_24h"),
     (S2012, "hourly"): ("so2", "so2_24h", "no2", "co", "o3", "o3_8h", "pm10_24h", "pm2_5_24h"),
     (S2012, "daily"): (
+        "so2_24h", "no2_24h", "co_24h", "o3_24h", "o3_8h_24h", "pm10_24h", "pm2_5_24h",
+    ),
+    (S2012P, "hourly"): ("so2", "so2_24h", "no2", "co", "o3", "pm10", "pm2_5"),
+    (S2012P, "daily"): (
         "so2_24h", "no2_24h", "co_24h", "o3_24h", "o3_8h_24h", "pm10_24h", "pm2_5_24h",
     ),
 }

@@ -95,8 +95,13 @@ async def test_city_series_and_daily_records(client: TestClient) -> None:  # noq
 async def test_schemes_are_published_as_data(client: TestClient) -> None:  # noqa: F811
     data = await (await client.get("/api/v1/schemes")).json()
     ids = [s["id"] for s in data["schemes"]]
-    assert ids == ["HJ633-2012", "HJ633-2026"]
-    s26 = data["schemes"][1]
+    assert ids == ["HJ633-2012", "HJ633-2012-text", "HJ633-2026"]
+    by_id = {s["id"]: s for s in data["schemes"]}
+    # The text's reading of 2012 is listed, says how it differs, and is not the default.
+    assert by_id["HJ633-2012"]["default"] and not by_id["HJ633-2012-text"]["default"]
+    assert "text" in by_id["HJ633-2012-text"]["description"]
+    assert "24 h moving" in by_id["HJ633-2012-text"]["description"]
+    s26 = by_id["HJ633-2026"]
     assert s26["columns"]["pm2_5_24h"] == [0, 35, 60, 115, 150, 250, 350, 500]
     assert s26["levels"][2]["color"] == "#FF7E00"
 

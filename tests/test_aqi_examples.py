@@ -18,6 +18,7 @@ from aqi_reference import (
     COLUMNS,
     LEVELS,
     S2012,
+    S2012P,
     S2026,
     expected_iaqi,
     level_of,
@@ -47,9 +48,10 @@ BACKGROUND = {
                         "pm10_24h": 10, "pm2_5_24h": 5},
     (S2012, "daily"): {"so2_24h": 5, "no2_24h": 10, "co_24h": 0.2, "o3_24h": 20,
                        "o3_8h_24h": 20, "pm10_24h": 10, "pm2_5_24h": 5},
+    (S2012P, "hourly"): {"so2": 5, "no2": 10, "co": 0.2, "o3": 20, "pm10": 10, "pm2_5": 5},
 }
 BACKGROUND_AQI = {(S2026, "hourly"): 10, (S2026, "daily"): 13,
-                  (S2012, "hourly"): 10, (S2012, "daily"): 13}
+                  (S2012, "hourly"): 10, (S2012, "daily"): 13, (S2012P, "hourly"): 10}
 
 
 def full(scheme: str, report: str, **values):
@@ -202,9 +204,10 @@ def test_example_8_above_the_index():
     ("scheme", "expected", "level"),
     [
         (S2012, 94, 2),   # 24 h moving 70: 50 + 50/40×35 = 93.75 → 94 (良)
+        (S2012P, 158, 4),  # 1 h 120 on the 2012 column 115-150: 150 + 50/35×5 → 158
         (S2026, 158, 4),  # 1 h 120: 150 + 50/35×5 = 157.1 → 158 (中度污染)
     ],
-    ids=["2012", "2026"],
+    ids=["2012-text", "2012-practice", "2026"],
 )
 def test_example_9_pm25_1h_vs_24h(scheme, expected, level):
     r = full(scheme, "hourly", pm2_5=120, pm2_5_24h=70)
@@ -558,33 +561,77 @@ def test_above_top_is_level_6_beyond():
 @pytest.mark.parametrize(
     ("label", "scheme"),
     [
-        (datetime(2026, 2, 28, 23, 0, tzinfo=CST), S2012),
-        (datetime(2026, 3, 1, 0, 0, tzinfo=CST), S2012),   # covers 23:00–24:00 on 28 Feb
+        (datetime(2026, 2, 28, 23, 0, tzinfo=CST), S2012P),
+        (datetime(2026, 3, 1, 0, 0, tzinfo=CST), S2012P),   # covers 23:00–24:00 on 28 Feb
         (datetime(2026, 3, 1, 1, 0, tzinfo=CST), S2026),   # covers 00:00–01:00 on 1 Mar
         (datetime(2026, 3, 1, 2, 0, tzinfo=CST), S2026),
-        (datetime(2026, 2, 28, 16, 0, tzinfo=UTC), S2012),  # = 3-01 00:00 +08
+        (datetime(2026, 2, 28, 16, 0, tzinfo=UTC), S2012P),  # = 3-01 00:00 +08
         (datetime(2026, 2, 28, 17, 0, tzinfo=UTC), S2026),  # = 3-01 01:00 +08
-        (datetime(2015, 6, 1, 12, 0, tzinfo=CST), S2012),
+        (datetime(2015, 6, 1, 12, 0, tzinfo=CST), S2012P),
         (datetime(2031, 1, 1, 0, 0, tzinfo=CST), S2026),
     ],
     ids=lambda v: v.isoformat() if isinstance(v, datetime) else v,
 )
 def test_scheme_for_hour(label, scheme):
+    """By default an hour before the switch is indexed as the national platform published."""
     assert scheme_for_hour(label).id == scheme
+    assert scheme_for_hour(label, variant="practice").id == scheme
+    # The text's reading differs before the switch only: HJ 633-2026 is both.
+    assert scheme_for_hour(label, variant="text").id == (S2012 if scheme == S2012P else S2026)
 
 
 @pytest.mark.parametrize(
     ("day", "scheme"),
     [
-        (date(2026, 2, 28), S2012),
+        (date(2026, 2, 28), S2012P),
         (date(2026, 3, 1), S2026),
-        (date(2013, 1, 1), S2012),
+        (date(2013, 1, 1), S2012P),
         (date(2030, 12, 31), S2026),
     ],
     ids=str,
 )
 def test_scheme_for_day(day, scheme):
     assert scheme_for_day(day).id == scheme
+    assert scheme_for_day(day, variant="text").id == (S2012 if scheme == S2012P else S2026)
+
+
+def test_unknown_variant_is_rejected():
+    with pytest.raises(SchemeError, match="variant"):
+        scheme_for_hour(datetime(2020, 1, 1, 1, 0, tzinfo=CST), variant="textbook")
+
+
+@pytest.mark.parametrize("report", ["hourly", "daily"])
+def test_2012_readings_share_the_daily_report_and_differ_hourly(report):
+    """The two 2012 files differ only in what the hourly report indexes (§3 vs practice)."""
+    text, practice = get_scheme(S2012), get_scheme(S2012P)
+    assert text.columns == practice.columns and text.levels == practice.levels
+    if report == "daily":
+        assert text.report("daily") == practice.report("daily")
+    else:
+        assert practice.inputs("hourly") == ("so2", "so2_24h", "no2", "co", "o3", "pm10",
+                                             "pm2_5")
+        assert text.inputs("hourly") == ("so2", "so2_24h", "no2", "co", "o3", "o3_8h",
+                                         "pm10_24h", "pm2_5_24h")
+
+
+def test_2012_practice_indexes_1h_pm_and_no_o3_8h():
+    """Hand-derived from §2: PM10 1 h 160 → 100 + 50/100×10 = 105; PM2.5 1 h 76 → 101.25 →
+    102; O3 8 h 230 (text: 165) is not indexed; the 24 h PM averages are not either."""
+    r = full(S2012P, "hourly", pm10=160, pm2_5=76, pm10_24h=10, pm2_5_24h=5, o3_8h=230)
+    assert (r.iaqi["pm10"], r.iaqi["pm2_5"], r.iaqi["o3"]) == (105, 102, 7)
+    assert (r.aqi, r.primary_pollutants) == (105, ("pm10",))
+    assert "o3_8h" not in r.indicator_iaqi and "pm10_24h" not in r.indexed
+
+
+def test_2012_practice_so2_above_800_uses_the_24h_average():
+    # SO2 24 h 300: 100 + 50·150/325 = 123.1 → 124 (the 2012 rule, §2 b)
+    r = full(S2012P, "hourly", so2=850, so2_24h=300)
+    assert (r.iaqi["so2"], r.aqi) == (124, 124)
+
+
+def test_2012_practice_publishes_from_the_pollutants_present():
+    r = compute({"pm2_5": 20}, get_scheme(S2012P), "hourly")
+    assert (r.aqi, r.missing) == (29, ("so2", "no2", "co", "o3", "pm10"))
 
 
 def test_naive_time_is_rejected():
@@ -593,7 +640,7 @@ def test_naive_time_is_rejected():
 
 
 def test_schemes_shipped():
-    assert [s.id for s in all_schemes()] == [S2012, S2026]
+    assert [s.id for s in all_schemes()] == [S2012P, S2012, S2026]
     with pytest.raises(SchemeError):
         get_scheme("HJ633-1999")
 

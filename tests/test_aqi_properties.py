@@ -3,7 +3,8 @@
 - an IAQI never falls as a concentration rises, on every column of both schemes;
 - an IAQI equals the exact Fraction computation (2026: after GB/T 8170 rounding);
 - a published AQI is the largest IAQI, and the level is the §5 level of that AQI;
-- any non-negative finite number is accepted; negative, NaN and infinite values are not.
+- any non-negative finite number is accepted; negative, NaN and infinite values are not;
+- the columnar engine (batch) gives compute()'s results row for row, every scheme and report.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aqi_reference import (
     PATHS,
     REPORT_KEYS,
     S2012,
+    S2012P,
     S2026,
     Path,
     expected_iaqi,
@@ -26,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aqi_service.aqi import POLLUTANTS, compute, get_scheme
+from aqi_service.aqi.batch import compute_batch
 from aqi_service.errors import ConcentrationError
 
 # Modest example counts: 54 column cases x 40, 4 reports x 150 per report property.
@@ -127,8 +130,8 @@ def test_published_aqi_is_max_iaqi(scheme, report, data):
         assert r.aqi is None
     elif computed is not None:
         assert r.aqi == computed
-    # §5: exceeding pollutants only in 2012.
-    if scheme == S2012:
+    # §5: exceeding pollutants only in 2012 (both readings).
+    if scheme in (S2012, S2012P):
         assert r.exceeding_pollutants == tuple(sorted(p for p, v in r.iaqi.items() if v > 100))
     else:
         assert r.exceeding_pollutants is None
@@ -203,3 +206,39 @@ def test_negative_nan_inf_are_rejected(scheme, report, data):
     values = {k: 1 for k in keys} | {key: value}
     with pytest.raises(ConcentrationError):
         compute(values, get_scheme(scheme), report)
+
+
+# ---------------------------------------------------------------------------------------
+# The columnar engine equals the exact one, row for row
+
+ROWS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _row_values(keys):
+    """Each key missing (None) or a float across and beyond the table; ties and whole IAQIs
+    are hit often (multiples of 0.5 and of the breakpoints)."""
+    def one(key):
+        upper = 160.0 if key.startswith("co") else 4000.0
+        return st.one_of(
+            st.none(),
+            st.floats(min_value=0, max_value=upper),
+            st.integers(min_value=0, max_value=int(upper) * 20).map(lambda n: n / 20),
+            st.integers(min_value=0, max_value=int(upper) * 100).map(lambda n: n / 100),
+        )
+    return st.fixed_dictionaries({k: one(k) for k in keys})
+
+
+@pytest.mark.parametrize(("scheme", "report"), REPORT_CASES)
+@ROWS
+@given(data=st.data())
+def test_batch_equals_compute_row_for_row(scheme, report, data):
+    keys = REPORT_KEYS[(scheme, report)]
+    rows = data.draw(st.lists(_row_values(keys), min_size=1, max_size=40), label="rows")
+    columns = {k: [float("nan") if r[k] is None else r[k] for r in rows] for k in keys}
+    batch = compute_batch(columns, get_scheme(scheme), report)
+    for i, row in enumerate(rows):
+        exact = compute({k: v for k, v in row.items() if v is not None},
+                        get_scheme(scheme), report)
+        assert batch.row(i) == exact.to_dict(), (i, row)
+        assert int(batch.computed_aqi[i]) == (
+            -1 if exact.computed_aqi is None else exact.computed_aqi)

@@ -146,7 +146,8 @@ def test_contrast_matches_wcag_reference_values() -> None:
     assert charts.contrast("#767676", "#FFFFFF") == pytest.approx(4.54, abs=0.01)
 
 
-@pytest.mark.parametrize("scheme_file", ["HJ633-2012.toml", "HJ633-2026.toml"])
+@pytest.mark.parametrize("scheme_file", ["HJ633-2012.toml", "HJ633-2012-text.toml",
+                                         "HJ633-2026.toml"])
 def test_text_on_every_level_colour_meets_wcag_aa(scheme_file: str) -> None:
     levels = tomllib.loads((SCHEMES / scheme_file).read_text(encoding="utf-8"))["levels"]
     for lv in levels:

@@ -1,4 +1,6 @@
-"""The ``aqi-service aqi`` command, run as a real subprocess (``python -m aqi_service aqi``).
+"""The ``aqi-service aqi`` command: its ``main`` in-process (stdin, stdout and stderr replaced)
+for most tests, a real subprocess (``python -m aqi_service aqi``) where the process matters
+(locale and encoding of the standard streams, a hang, the whole stream in one run).
 
 Expected IAQIs are worked by hand from aqi-standards.md §2 (breakpoints), §3 (what each
 report indexes), §4 (ceiling; 2026 rounds concentrations first), §5 (levels), §6 (2026:
@@ -10,16 +12,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
+from cli_support import jsonl, run_aqi
 
-REPO = Path(__file__).resolve().parent.parent
-S2012 = "HJ633-2012"
+S2012 = "HJ633-2012-text"
+"""The 2012 text's reading (hourly: PM 24 h moving averages, O3 1 h and 8 h)."""
+S2012P = "HJ633-2012"
+"""HJ 633-2012 as the national platform published it (hourly: the six 1 h values)."""
 S2026 = "HJ633-2026"
 
 # §5: level -> (category, English category, colour)
@@ -35,41 +36,6 @@ RESULT_KEYS = {
     "aqi", "level", "category", "category_en", "color",
     "primary_pollutants", "iaqi", "scheme", "beyond_index",
 }
-
-
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def lines(self) -> list[str]:
-        return self.stdout.splitlines()
-
-    @property
-    def results(self) -> list[dict]:
-        return [json.loads(line) for line in self.lines]
-
-
-def run_aqi(*args: str, stdin: str | bytes = "", env: dict | None = None,
-            timeout: float = 120) -> Run:
-    """Run ``python -m aqi_service aqi ARGS`` with ``stdin``; UTF-8 I/O regardless of locale."""
-    child_env = {**os.environ, "PYTHONUTF8": "1"}
-    child_env.pop("PYTHONIOENCODING", None)
-    child_env.update(env or {})
-    data = stdin.encode("utf-8") if isinstance(stdin, str) else stdin
-    proc = subprocess.run(
-        [sys.executable, "-m", "aqi_service", "aqi", *args],
-        input=data, capture_output=True, timeout=timeout, env=child_env, cwd=REPO,
-    )
-    return Run(proc.returncode, proc.stdout.decode("utf-8"),
-               proc.stderr.decode("utf-8", errors="replace"))
-
-
-def jsonl(*items: object) -> str:
-    """JSON Lines from objects (dumped) or raw strings (kept as written)."""
-    return "".join((it if isinstance(it, str) else json.dumps(it)) + "\n" for it in items)
 
 
 def result(aqi, level, iaqi, scheme, primary=(), beyond=False) -> dict:
@@ -226,7 +192,45 @@ WORKED = [
 ]
 
 
-@pytest.mark.parametrize(("scheme", "report", "line", "expected"), WORKED)
+# HJ 633-2012 hourly as the national platform published it: the six 1 h values, PM on the
+# 24 h columns, no O3 8 h; the moving averages given beside them are ignored.
+WORKED_PRACTICE = [
+    # §9.1 with 1 h PM: IAQIs 4, 15, 5, 25, 40, 29 -> 40; the 24 h PM (400, 300) is ignored
+    pytest.param(
+        S2012P, "hourly", {**EX1_RT_2026, "pm10_24h": 400, "pm2_5_24h": 300},
+        result(40, 1, EX1_IAQI, S2012P), id="practice-ex1-pm-from-1h"),
+    # §9.9: PM2.5 1 h 120 on the 2012 column (115 -> 150, 150 -> 200): 150 + 50·5/35 -> 158
+    pytest.param(S2012P, "hourly", {"pm2_5": 120, "pm2_5_24h": 70},
+                 result(158, 4, {"pm2_5": 158}, S2012P, ["pm2_5"]), id="practice-ex9-158"),
+    # PM2.5 1 h 76: 100 + 50·1/40 = 101.25 -> 102 (2012's column; 2026 would give 115)
+    pytest.param(S2012P, "hourly", {"pm2_5": 76},
+                 result(102, 3, {"pm2_5": 102}, S2012P, ["pm2_5"]), id="practice-pm2_5-76"),
+    # PM10 1 h 160: 100 + 50·10/100 = 105 (2026's column would give 100 + 50·40/130 -> 116)
+    pytest.param(S2012P, "hourly", {"pm10": 160, "pm10_24h": 20},
+                 result(105, 3, {"pm10": 105}, S2012P, ["pm10"]), id="practice-pm10-160"),
+    # §9.4: SO2 1 h 850 -> the 2012 rule, SO2 24 h 300: 100 + 50·150/325 = 123.1 -> 124
+    pytest.param(S2012P, "hourly", {"so2": 850, "so2_24h": 300},
+                 result(124, 3, {"so2": 124}, S2012P, ["so2"]), id="practice-ex4-so2-850"),
+    # O3 8 h is not indexed: 1 h 180 -> 50 + 50·20/40 = 75 (the text: 8 h 230 -> 165)
+    pytest.param(S2012P, "hourly", {"o3": 180, "o3_8h": 230},
+                 result(75, 2, {"o3": 75}, S2012P, ["o3"]), id="practice-no-o3-8h"),
+    # no missing-data rule in 2012: published from the pollutants present
+    pytest.param(S2012P, "hourly", {"pm2_5": 20},
+                 result(29, 1, {"pm2_5": 29}, S2012P), id="practice-missing-available"),
+    # §9.10 unrounded in 2012: NO2 200.4 -> 100.04 -> 101
+    pytest.param(S2012P, "hourly", {**EX1_RT_2026, "no2": 200.4},
+                 result(101, 3, {**EX1_IAQI, "no2": 101}, S2012P, ["no2"]),
+                 id="practice-ex10-no2-200.4-unrounded"),
+    # the daily report is the text's: §9.2 under 2012 -> 100
+    pytest.param(
+        S2012P, "daily", {**EX2_DAILY, "o3_24h": 120},
+        result(100, 2, {"so2": 8, "no2": 38, "co": 15, "o3": 45, "pm10": 75, "pm2_5": 100},
+               S2012P, ["pm2_5"]),
+        id="practice-ex2-daily-aqi100"),
+]
+
+
+@pytest.mark.parametrize(("scheme", "report", "line", "expected"), WORKED + WORKED_PRACTICE)
 def test_worked_example(scheme, report, line, expected):
     run = run_aqi("--scheme", scheme, "--report", report, stdin=jsonl(line))
     assert run.returncode == 0, run.stderr
@@ -234,13 +238,14 @@ def test_worked_example(scheme, report, line, expected):
 
 
 def test_all_worked_examples_in_one_stream():
-    """The same examples fed as one stream per (scheme, report) come out in order."""
+    """The same examples fed as one stream per (scheme, report) to a real process come out
+    in order."""
     groups: dict[tuple[str, str], list] = {}
-    for param in WORKED:
+    for param in WORKED + WORKED_PRACTICE:
         scheme, report, line, expected = param.values
         groups.setdefault((scheme, report), []).append((line, expected))
     for (scheme, report), pairs in groups.items():
-        run = run_aqi("--scheme", scheme, "--report", report,
+        run = run_aqi("--scheme", scheme, "--report", report, real=True,
                       stdin=jsonl(*(line for line, _ in pairs)))
         assert run.returncode == 0, run.stderr
         assert run.results == [expected for _, expected in pairs], (scheme, report)
@@ -260,19 +265,23 @@ def test_output_has_exactly_the_spec_keys(report, line):
 
 
 def test_defaults_are_auto_scheme_and_hourly_report():
-    line = {"time": "2026-03-01T01:00+08:00", "pm2_5": 120, "pm2_5_24h": 70}
-    assert run_aqi(stdin=jsonl(line)).results == [
-        result(158, 4, {"pm2_5": 158}, S2026, ["pm2_5"])]
+    lines = [{"time": "2026-03-01T01:00+08:00", "pm2_5": 120, "pm2_5_24h": 70},
+             {"time": "2026-03-01T00:00+08:00", "pm2_5": 76, "pm2_5_24h": 70}]
+    assert run_aqi(stdin=jsonl(*lines), real=True).results == [
+        result(158, 4, {"pm2_5": 158}, S2026, ["pm2_5"]),
+        result(102, 3, {"pm2_5": 102}, S2012P, ["pm2_5"])]
 
 
 # --------------------------------------------------------------------------------------------
 # --scheme auto: the scheme follows the observation time
 # --------------------------------------------------------------------------------------------
 
-# 2012 indexes the 24 h PM2.5 70 -> 94; 2026 the 1 h 120 -> 158 (§9.9)
-HOURLY_PM = {"pm2_5": 120, "pm2_5_24h": 70}
-R2012_HOURLY = result(94, 2, {"pm2_5": 94}, S2012, ["pm2_5"])
-R2026_HOURLY = result(158, 4, {"pm2_5": 158}, S2026, ["pm2_5"])
+# Both index the 1 h PM2.5 76, on their own columns: 2012 100 + 50·1/40 = 101.25 -> 102;
+# 2026 100 + 50·16/55 = 114.5 -> 115. (The 2012 text would index the 24 h 70 -> 94.)
+HOURLY_PM = {"pm2_5": 76, "pm2_5_24h": 70}
+R2012_HOURLY = result(102, 3, {"pm2_5": 102}, S2012P, ["pm2_5"])
+R2026_HOURLY = result(115, 3, {"pm2_5": 115}, S2026, ["pm2_5"])
+R2012_TEXT_HOURLY = result(94, 2, {"pm2_5": 94}, S2012, ["pm2_5"])
 
 
 @pytest.mark.parametrize(
@@ -292,11 +301,14 @@ R2026_HOURLY = result(158, 4, {"pm2_5": 158}, S2026, ["pm2_5"])
         pytest.param("2026-02-28T17:00Z", R2026_HOURLY, id="utc-z-suffix"),
         pytest.param("2020-07-01T12:00+08:00", R2012_HOURLY, id="2020"),
         pytest.param("2031-01-01T00:00+08:00", R2026_HOURLY, id="2031"),
+        # CNEMC archives' timepoint, Beijing time, hour-ending
+        pytest.param({"timepoint": "2026-03-01T0000"}, R2012_HOURLY, id="timepoint-00:00"),
+        pytest.param({"timepoint": "2026-03-01T0100"}, R2026_HOURLY, id="timepoint-01:00"),
     ],
 )
 def test_auto_scheme_hourly(time, expected):
-    run = run_aqi("--scheme", "auto", "--report", "hourly",
-                  stdin=jsonl({"time": time, **HOURLY_PM}))
+    stamp = time if isinstance(time, dict) else {"time": time}
+    run = run_aqi("--scheme", "auto", "--report", "hourly", stdin=jsonl({**stamp, **HOURLY_PM}))
     assert run.returncode == 0, run.stderr
     assert run.results == [expected]
 
@@ -305,9 +317,9 @@ def test_auto_scheme_hourly(time, expected):
 @pytest.mark.parametrize(
     ("day", "aqi", "scheme"),
     [
-        pytest.param("2026-02-28", 102, S2012, id="28-feb-2012"),
+        pytest.param("2026-02-28", 102, S2012P, id="28-feb-2012"),
         pytest.param("2026-03-01", 115, S2026, id="1-mar-2026"),
-        pytest.param("2025-12-31", 102, S2012, id="2025"),
+        pytest.param("2025-12-31", 102, S2012P, id="2025"),
         pytest.param("2026-03-02", 115, S2026, id="2-mar"),
     ],
 )
@@ -320,7 +332,8 @@ def test_auto_scheme_daily(day, aqi, scheme):
 
 def test_fixed_scheme_ignores_time():
     line = {"time": "2026-03-01T01:00+08:00", **HOURLY_PM}
-    assert run_aqi("--scheme", S2012, stdin=jsonl(line)).results == [R2012_HOURLY]
+    assert run_aqi("--scheme", S2012, stdin=jsonl(line)).results == [R2012_TEXT_HOURLY]
+    assert run_aqi("--scheme", S2012P, stdin=jsonl(line)).results == [R2012_HOURLY]
 
 
 def test_auto_scheme_switches_within_one_stream():
@@ -328,8 +341,8 @@ def test_auto_scheme_switches_within_one_stream():
         "2026-02-28T23:00+08:00", "2026-03-01T00:00+08:00", "2026-03-01T01:00+08:00",
         "2026-03-01T02:00+08:00")]
     run = run_aqi("--scheme", "auto", stdin=jsonl(*lines))
-    assert [r["scheme"] for r in run.results] == [S2012, S2012, S2026, S2026]
-    assert [r["aqi"] for r in run.results] == [94, 94, 158, 158]
+    assert [r["scheme"] for r in run.results] == [S2012P, S2012P, S2026, S2026]
+    assert [r["aqi"] for r in run.results] == [102, 102, 115, 115]
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,7 +419,7 @@ def test_bad_line_daily_report(bad):
     good = {"time": "2026-02-28", "pm2_5_24h": 76}
     run = run_aqi("--scheme", "auto", "--report", "daily", stdin=jsonl(good, bad, good))
     assert run.returncode == 1
-    expected = result(102, 3, {"pm2_5": 102}, S2012, ["pm2_5"])
+    expected = result(102, 3, {"pm2_5": 102}, S2012P, ["pm2_5"])
     first, error, last = run.results
     assert (first, last) == (expected, expected)
     assert set(error) == {"error"}
@@ -447,7 +460,7 @@ def test_many_bad_lines_keep_their_places():
     ],
 )
 def test_bad_arguments_exit_2(args):
-    run = run_aqi(*args, stdin=jsonl(EX1_RT_2026))
+    run = run_aqi(*args, stdin=jsonl(EX1_RT_2026), real=args == ["--no-such-option"])
     assert run.returncode == 2
     assert run.stdout == ""
     assert "usage" in run.stderr.lower()
@@ -592,8 +605,8 @@ def test_csv_round_trip():
     assert e["error"] == ""
     assert f["error"] != ""
     assert all(f[k] == "" for k in CSV_RESULT_COLUMNS if k != "error")
-    # 2012 real-time reads PM from the 24 h columns, absent here: AQI from the gases, max 25
-    assert (g["scheme"], g["aqi"], g["iaqi_pm2_5"], g["iaqi_pm10"]) == (S2012, "25", "", "")
+    # 2012 real-time as published reads the 1 h PM too: the same IAQIs as row A -> 40
+    assert (g["scheme"], g["aqi"], g["iaqi_pm2_5"], g["iaqi_pm10"]) == (S2012P, "40", "29", "40")
     assert (h["aqi"], h["level"], h["beyond_index"], h["primary_pollutants"]) == (
         "500", "6", "true", "pm2_5")
 
@@ -683,7 +696,7 @@ def test_huge_integer_literal_is_one_bad_line():
 
 def test_huge_exponent_does_not_hang():
     try:
-        run = run_aqi("--scheme", S2026, timeout=3,
+        run = run_aqi("--scheme", S2026, timeout=3, real=True,
                       stdin=jsonl(EX1_RT_2026, '{"so2": 1e999999999}', EX1_RT_2026))
     except subprocess.TimeoutExpired:
         pytest.fail("aqi-service aqi hung on {'so2': 1e999999999}")
@@ -726,7 +739,130 @@ def test_invalid_utf8_line_in_utf8_mode():
 
 def test_csv_with_bom_reads_the_first_column():
     text = "\ufeffpm2_5,so2\n120,10\n"
-    run = run_aqi("--scheme", S2026, "--format", "csv", stdin=text)
+    run = run_aqi("--scheme", S2026, "--format", "csv", stdin=text, real=True)
     _, out = read_csv(run.stdout.lstrip("\ufeff"))
     assert out[0]["iaqi_pm2_5"] == "158"
     assert out[0]["aqi"] == "158"
+
+
+# --------------------------------------------------------------------------------------------
+# Natural input: a whole real-time record, every 1 h value and moving average
+# --------------------------------------------------------------------------------------------
+
+# A CNEMC real-time record (station 1001A 万寿西宫, 2019-07-18 12:00, published AQI 133,
+# primary PM2.5; cnemc-published/cnemc_eddycy.jsonl), under the archive's names.
+RECORD = {"time": "2019-07-18T12:00+08:00", "station": "1001A",
+          "so2": 3, "so2_24h": 3, "no2": 28, "no2_24h": 35, "co": 1.2, "co_24h": 0.8,
+          "o3": 114, "o3_24h": 114, "o3_8h": 43, "o3_8h_24h": 61,
+          "pm10": 92, "pm10_24h": 56, "pm2_5": 101, "pm2_5_24h": 65}
+# Practice: PM2.5 1 h 101 on 75-115: 100 + 50·26/40 = 132.5 -> 133; PM10 92 -> 50 + 50·42/100
+# = 71; O3 114/160·50 = 35.6 -> 36; NO2 28/100·50 = 14; CO 1.2/5·50 = 12; SO2 3/150·50 = 1
+RECORD_IAQI = {"so2": 1, "no2": 14, "co": 12, "o3": 36, "pm10": 71, "pm2_5": 133}
+MOVING = ["co_24h", "no2_24h", "o3_24h", "o3_8h", "o3_8h_24h", "pm10_24h", "pm2_5_24h"]
+
+
+def test_whole_record_gives_the_published_aqi():
+    run = run_aqi("--scheme", "auto", stdin=jsonl(RECORD))
+    assert run.returncode == 0, run.stderr
+    assert run.results == [result(133, 3, RECORD_IAQI, S2012P, ["pm2_5"])]
+
+
+def test_detail_lists_the_ignored_keys():
+    run = run_aqi("--scheme", "auto", "--detail", stdin=jsonl(RECORD))
+    (out,) = run.results
+    # so2_24h is read (SO2 1 h above 800 would use it); station is not a concentration
+    assert out["ignored_keys"] == MOVING
+
+
+@pytest.mark.parametrize(("scheme", "report", "ignored"), [
+    (S2012, "hourly", ["co_24h", "no2_24h", "o3_24h", "o3_8h_24h", "pm10", "pm2_5"]),
+    (S2026, "hourly", [*MOVING, "so2_24h"]),
+    (S2012P, "daily", ["co", "no2", "o3", "o3_8h", "pm10", "pm2_5", "so2"]),
+    (S2026, "daily", ["co", "no2", "o3", "o3_24h", "o3_8h", "pm10", "pm2_5", "so2"]),
+], ids=["text-hourly", "2026-hourly", "2012-daily", "2026-daily"])
+def test_ignored_keys_follow_scheme_and_report(scheme, report, ignored):
+    run = run_aqi("--scheme", scheme, "--report", report, "--detail", stdin=jsonl(RECORD))
+    assert run.returncode == 0, run.stderr
+    assert sorted(run.results[0]["ignored_keys"]) == sorted(ignored)
+
+
+def test_one_note_on_stderr_per_run_names_the_ignored_keys():
+    later = {**RECORD, "time": "2026-03-01T01:00+08:00"}
+    run = run_aqi("--scheme", "auto", stdin=jsonl(*[RECORD] * 50, later))
+    assert run.returncode == 0
+    notes = [line for line in run.stderr.splitlines() if "ignored" in line]
+    assert len(notes) == 1, run.stderr
+    assert f"{S2012P} hourly: {', '.join(MOVING)}" in notes[0]
+    assert f"{S2026} hourly: {', '.join(sorted([*MOVING, 'so2_24h']))}" in notes[0]
+
+
+def test_no_note_when_nothing_is_ignored():
+    run = run_aqi("--scheme", S2026, stdin=jsonl(EX1_RT_2026))
+    assert run.stderr == ""
+
+
+def test_note_from_a_real_process():
+    run = run_aqi("--scheme", "auto", stdin=jsonl(RECORD, RECORD), real=True)
+    assert run.returncode == 0
+    assert run.results[0]["aqi"] == 133
+    assert run.stderr.count("ignored") == 1
+
+
+def test_ignored_keys_are_not_validated():
+    """A key the report does not read cannot fail the line (it is not used)."""
+    line = {**RECORD, "pm2_5_24h": "x", "o3_8h": -1}
+    run = run_aqi("--scheme", S2012P, stdin=jsonl(line))
+    assert run.returncode == 0
+    assert run.results == [result(133, 3, RECORD_IAQI, S2012P, ["pm2_5"])]
+
+
+def test_o3_1h_is_a_synonym_of_o3():
+    line = {k: v for k, v in RECORD.items() if k != "o3"} | {"o3_1h": 114}
+    run = run_aqi("--scheme", "auto", "--detail", stdin=jsonl(line))
+    (out,) = run.results
+    assert out["iaqi"]["o3"] == 36
+    assert "o3_1h" not in out["ignored_keys"]
+
+
+def test_o3_and_o3_1h_that_differ_are_an_error():
+    good = RECORD
+    run = run_aqi("--scheme", "auto", stdin=jsonl(good, {**RECORD, "o3_1h": 115}, good))
+    assert run.returncode == 1
+    assert set(run.results[1]) == {"error"}
+    assert run.results[1]["error"].startswith("line 2: ")
+    assert run.results[0] == run.results[2]
+
+
+def test_na_and_slash_in_a_record():
+    """'NA' is missing, '/' not monitored (CNEMC archives); 2026 withholds an AQI <= 100."""
+    base = {**RECORD, "time": "2026-03-01T01:00+08:00", "pm2_5": 40}
+    # PM10 92 on 2026's 50-120: 50 + 50·42/70 = 80; PM2.5 40: 50 + 50·5/25 = 60
+    na = run_aqi(stdin=jsonl({**base, "co": "NA"})).results[0]
+    slash = run_aqi(stdin=jsonl({**base, "co": "/"})).results[0]
+    assert (na["aqi"], na["iaqi"].get("co")) == (None, None)
+    assert (slash["aqi"], slash["primary_pollutants"], slash["scheme"]) == (80, ["pm10"], S2026)
+
+
+def test_archive_csv_is_natural_input():
+    """A CNEMC archive file as it is (timepoint, NA, /): the AQI comes back, and keys holding
+    no value (NA) are not named as ignored."""
+    text = (
+        "timepoint,stationcode,primarypollutant,aqi,pm10,pm10_24h,pm2_5,pm2_5_24h,o3,o3_24h,"
+        "o3_8h,o3_8h_24h,no2,no2_24h,so2,so2_24h,co,co_24h\n"
+        # 2695A 2026-03-01 01:00, published 232 (PM10 1 h 372: 200 + 100·22/70 = 231.4 -> 232)
+        "2026-03-01T0100,2695A,颗粒物(PM10),232,372,505,145,154,7,7,NA,NA,73,17,8,4,3.1,1.1\n"
+        # 1957A 2026-03-01 00:00 (HJ 633-2012), SO2 and CO not monitored, published 119
+        # (PM10 1 h 187 on 150-250: 100 + 50·37/100 = 118.5 -> 119)
+        "2026-03-01T0000,1957A,颗粒物(PM10),119,187,159,49,44,28,28,87,65,46,25,/,/,/,/\n"
+    )
+    run = run_aqi("--format", "csv", stdin=text)
+    assert run.returncode == 0, run.stderr
+    _, out = read_csv(run.stdout)
+    assert [(r["aqi"], r["primary_pollutants"], r["scheme"]) for r in out] == [
+        ("232", "pm10", S2026), ("119", "pm10", S2012P)]
+    note = run.stderr.split("ignored (", 1)[1].rsplit(")", 1)[0]
+    named = dict(part.split(" hourly: ") for part in note.split("; "))
+    # 2026 row: o3_8h and o3_8h_24h are NA there; 2012 row: O3 8 h 87 is given, not indexed
+    assert named[S2026].split(", ") == ["co_24h", "no2_24h", "o3_24h", "pm10_24h",
+                                        "pm2_5_24h", "so2_24h"]
+    assert "o3_8h" in named[S2012P].split(", ")

@@ -2,7 +2,7 @@
 
 From an empty data folder the default command must list 11 stations with AQI values
 within two minutes; other commands share its database while it runs; SIGTERM stops the
-embedded server with it, and a SIGKILLed service does not leak it past the next start.
+embedded server with it. Killed processes and postmasters: test_embedded_supervisor.py.
 """
 
 from __future__ import annotations
@@ -51,11 +51,13 @@ def get_json(url: str, timeout: float = 5.0) -> dict:
 class Service:
     """One `aqi-service serve` process."""
 
-    def __init__(self, data_dir: Path, port: int, log: Path) -> None:
+    def __init__(self, data_dir: Path, port: int, log: Path,
+                 settings: dict[str, str] | None = None) -> None:
         self.port = port
         self.log = log
         env = {k: v for k, v in os.environ.items() if not k.startswith("AQI_")}
         env["AQI_CONFIG_DIR"] = str(REPO / "config")
+        env.update(settings or {})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aqi_service", "serve", "--data-dir", str(data_dir),
              "--port", str(port)],
@@ -85,8 +87,8 @@ class Service:
         return self.proc.wait(timeout)
 
 
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
+def scratch_folder() -> Iterator[Path]:
+    """A short data folder in /tmp; any server left on it is killed, then it is removed."""
     folder = Path(tempfile.mkdtemp(prefix="aqis-", dir="/tmp"))
     try:
         yield folder
@@ -94,6 +96,11 @@ def data_dir() -> Iterator[Path]:
         for proc in postgres_of(folder):
             proc.kill()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    yield from scratch_folder()
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -127,23 +134,6 @@ def test_serve_from_empty_then_share_then_stop(data_dir: Path) -> None:
     while postgres_of(data_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert postgres_of(data_dir) == [], "embedded PostgreSQL still running after SIGTERM"
-
-
-def test_sigkill_does_not_leak_the_embedded_server(data_dir: Path) -> None:
-    first = Service(data_dir, free_port(), data_dir / "first.log")
-    first.wait_ready(120)
-    first.stop(signal.SIGKILL)
-    assert postgres_of(data_dir), "SIGKILL leaves the server running (the case handled next)"
-    second = Service(data_dir, free_port(), data_dir / "second.log")
-    try:
-        second.wait_ready(120)
-        assert "pruning handles of dead processes" in second.log.read_text()
-    finally:
-        assert second.stop(signal.SIGTERM) == 0
-    deadline = time.monotonic() + 15
-    while postgres_of(data_dir) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert postgres_of(data_dir) == [], "embedded PostgreSQL leaked after SIGKILL + restart"
 
 
 def test_check_config_explains_every_error(tmp_path: Path) -> None:

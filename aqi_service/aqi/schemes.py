@@ -4,6 +4,12 @@ Each ``schemes/*.toml`` file describes one scheme completely: its validity perio
 observation time), breakpoint columns, what each report indexes, the special rules above
 a truncated column, rounding, the missing-data rule and the levels with their texts.
 Adding a scheme means adding a file; nothing here names a particular scheme.
+
+Where a standard's text and the national platform's publishing practice differ (HJ 633-2012
+hourly: the platform indexes 1 h PM and no O3 8 h since 2014), each reading has its own
+file, and a file lists the *variants* it serves: ``practice`` (what the national platform
+published, the default) or ``text`` (the standard's text as written). Choosing a scheme by
+time takes the variant as a parameter, so configuration only has to pass a name through.
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ POLLUTANTS: tuple[str, ...] = ("so2", "no2", "co", "o3", "pm10", "pm2_5")
 
 UNITS: dict[str, str] = {p: ("mg/m³" if p == "co" else "µg/m³") for p in POLLUTANTS}
 REPORTS: tuple[str, ...] = ("hourly", "daily")
+VARIANTS: tuple[str, ...] = ("practice", "text")
+"""Readings a scheme file can serve: national-platform practice, or the standard's text."""
+DEFAULT_VARIANT = "practice"
+"""The reading the service publishes unless configured otherwise."""
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MissingRule = Literal["available", "publish_above_100"]
 
@@ -103,6 +113,10 @@ class Scheme:
     levels: tuple[Level, ...]
     sensitive_groups: dict[str, dict[str, str]] = field(default_factory=dict)
     level_texts_source: str = "standard"
+    variants: tuple[str, ...] = VARIANTS
+    """The readings (``practice``, ``text``) for which this file is the scheme by time."""
+    description_en: str = ""
+    """What this scheme is, and how it differs from its sibling reading if it has one."""
 
     def report(self, name: str) -> tuple[Indicator, ...]:
         """The indicators of report ``name`` (``hourly`` or ``daily``)."""
@@ -183,6 +197,9 @@ class Scheme:
             ],
             "level_texts_source": self.level_texts_source,
             "sensitive_groups": self.sensitive_groups,
+            "variants": list(self.variants),
+            "default": DEFAULT_VARIANT in self.variants,
+            "description": self.description_en,
         }
 
 
@@ -247,6 +264,9 @@ def _build(data: dict[str, Any], source: str) -> Scheme:
         if missing_rule not in ("available", "publish_above_100"):
             raise SchemeError(f"{source}: unknown missing_data rule {missing_rule!r}")
         precision = {p: int(data.get("precision", {}).get(p, 0)) for p in POLLUTANTS}
+        variants = tuple(data.get("variants", VARIANTS))
+        if not variants or any(v not in VARIANTS for v in variants):
+            raise SchemeError(f"{source}: variants must be among {', '.join(VARIANTS)}")
         return Scheme(
             id=data["id"], standard=data["standard"], name_zh=data["name_zh"],
             name_en=data["name_en"],
@@ -257,6 +277,7 @@ def _build(data: dict[str, Any], source: str) -> Scheme:
             missing_data=missing_rule, iaqi_scale=scale, columns=columns, reports=reports,
             levels=levels, sensitive_groups=data.get("sensitive_groups", {}),
             level_texts_source=data.get("level_texts_source", "standard"),
+            variants=variants, description_en=data.get("description_en", "").strip(),
         )
     except KeyError as exc:
         raise SchemeError(f"{source}: missing key {exc}") from None
@@ -264,13 +285,21 @@ def _build(data: dict[str, Any], source: str) -> Scheme:
 
 @cache
 def all_schemes() -> tuple[Scheme, ...]:
-    """Every scheme shipped in ``schemes/``, oldest first."""
+    """Every scheme shipped in ``schemes/``, oldest first (the same period: by id)."""
     found = []
     for entry in resources.files("aqi_service.aqi").joinpath("schemes").iterdir():
         if entry.name.endswith(".toml"):
             found.append(_build(tomllib.loads(entry.read_text(encoding="utf-8")), entry.name))
-    found.sort(key=lambda s: s.valid_from or datetime.min.replace(tzinfo=timezone.utc))
+    found.sort(key=lambda s: (s.valid_from or datetime.min.replace(tzinfo=timezone.utc), s.id))
     return tuple(found)
+
+
+def check_variant(variant: str) -> str:
+    """``variant`` if it is a known reading (``practice`` or ``text``); SchemeError if not."""
+    if variant not in VARIANTS:
+        raise SchemeError(f"unknown scheme variant {variant!r}; expected one of "
+                          f"{', '.join(VARIANTS)}")
+    return variant
 
 
 def get_scheme(scheme_id: str) -> Scheme:
@@ -282,30 +311,33 @@ def get_scheme(scheme_id: str) -> Scheme:
     raise SchemeError(f"unknown scheme {scheme_id!r}; known schemes: {known}")
 
 
-def scheme_for(period_start: datetime) -> Scheme:
+def scheme_for(period_start: datetime, variant: str = DEFAULT_VARIANT) -> Scheme:
     """The scheme in force for an observation period starting at ``period_start`` (aware).
 
     Validity is by observation period: an hourly value labelled (hour-ending) 2026-03-01
     00:00 Asia/Shanghai covers 23:00-24:00 on 28 February and is indexed under HJ 633-2012.
+    ``variant`` picks the reading where a period has two (``practice``: the national
+    platform's, the default; ``text``: the standard's text).
     Use :func:`scheme_for_hour` and :func:`scheme_for_day` for labelled values.
     """
+    check_variant(variant)
     if period_start.tzinfo is None:
         raise SchemeError("observation time needs a time zone (or UTC offset)")
     for scheme in all_schemes():
-        if scheme.covers(period_start):
+        if variant in scheme.variants and scheme.covers(period_start):
             return scheme
     raise SchemeError(f"no index scheme covers {period_start.isoformat()}")
 
 
-def scheme_for_hour(hour_ending: datetime) -> Scheme:
+def scheme_for_hour(hour_ending: datetime, variant: str = DEFAULT_VARIANT) -> Scheme:
     """The scheme for an hourly value labelled by the hour in which it ends."""
     try:
         start = hour_ending - timedelta(hours=1)
     except OverflowError:
         raise SchemeError(f"time {hour_ending.isoformat()} is out of range") from None
-    return scheme_for(start)
+    return scheme_for(start, variant)
 
 
-def scheme_for_day(day: date, tz: tzinfo = SHANGHAI) -> Scheme:
+def scheme_for_day(day: date, tz: tzinfo = SHANGHAI, variant: str = DEFAULT_VARIANT) -> Scheme:
     """The scheme for the daily value of natural day ``day`` (local time ``tz``)."""
-    return scheme_for(datetime.combine(day, time(0), tzinfo=tz))
+    return scheme_for(datetime.combine(day, time(0), tzinfo=tz), variant)

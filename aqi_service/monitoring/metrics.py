@@ -129,6 +129,12 @@ class Metrics:
         self.db_errors = Counter(
             "aqi_db_query_errors", "Database statements that failed, by exception class",
             ["error"], registry=reg)
+        self.db_embedded_restarts = Counter(
+            "aqi_db_embedded_restarts", "Restarts of the embedded PostgreSQL after its "
+            "postmaster died", registry=reg)
+        self.db_embedded_up = Gauge(
+            "aqi_db_embedded_up", "1 while the embedded PostgreSQL runs, 0 while it is down "
+            "or restarting", registry=reg) if cfg.database.embedded else None
 
         for st in cfg.stations:
             for outcome in POLL_OUTCOMES:

@@ -7,14 +7,15 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
 from aqi_service.config import Config, mask_url
 from aqi_service.errors import AqiServiceError
-from aqi_service.storage.embedded import EmbeddedPostgres
+from aqi_service.storage.embedded import ConnectParams, EmbeddedPostgres
+from aqi_service.storage.supervisor import backoff
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ class Target:
 
     dsn: str
     label: str
+    embedded: EmbeddedPostgres | None = field(default=None, compare=False)
+    """The embedded server behind the DSN (for its supervisor), None on an external one."""
 
 
 def _jsonb_encode(value: object) -> bytes:
@@ -58,13 +61,34 @@ async def database_target(cfg: Config) -> AsyncIterator[Target]:
     embedded = EmbeddedPostgres(cfg.database.data_dir)
     loop = asyncio.get_running_loop()
     try:
-        params = await loop.run_in_executor(None, embedded.start)
-    except Exception as exc:  # the wheel raises plain subprocess/OS errors
-        raise DatabaseUnavailable(f"embedded PostgreSQL failed to start: {exc}") from exc
+        params = await _start_embedded(embedded, cfg)
+    except BaseException:
+        await loop.run_in_executor(None, embedded.stop)
+        raise
     try:
-        yield Target(params.dsn(), f"embedded PostgreSQL in {embedded.pgdata}")
+        yield Target(params.dsn(), f"embedded PostgreSQL in {embedded.pgdata}", embedded)
     finally:
         await loop.run_in_executor(None, embedded.stop)
+
+
+async def _start_embedded(embedded: EmbeddedPostgres, cfg: Config) -> ConnectParams:
+    """Start the embedded server, trying again as its supervisor does after a death."""
+    loop = asyncio.get_running_loop()
+    attempts = max(1, cfg.database.restart_attempts)
+    delays = backoff(cfg.database.restart_backoff_s)
+    for attempt in range(1, attempts):
+        try:
+            return await loop.run_in_executor(None, embedded.start)
+        except Exception as exc:  # the wheel raises plain subprocess/OS errors
+            delay = next(delays)
+            log.warning("embedded PostgreSQL: start attempt %d/%d failed (%s); next in %.1f s",
+                        attempt, attempts, exc, delay)
+            await asyncio.sleep(delay)
+    try:
+        return await loop.run_in_executor(None, embedded.start)
+    except Exception as exc:
+        raise DatabaseUnavailable(
+            f"embedded PostgreSQL failed to start ({attempts} attempts): {exc}") from exc
 
 
 async def create_pool(target: Target, cfg: Config,

@@ -1,12 +1,13 @@
 """The application factory and every resource's lifetime (one ``cleanup_ctx`` each).
 
-Order: database (embedded server or URL, pool, migrations, stations) → simulator (when a
-station uses it) → HTTP client → collector → snapshot → scheduler. Teardown runs in
-reverse, only for what started.
+Order: database (embedded server or URL, pool, migrations, stations; the embedded server's
+supervisor) → simulator (when a station uses it) → HTTP client → collector → snapshot →
+scheduler. Teardown runs in reverse, only for what started.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -24,6 +25,7 @@ from aqi_service.config import Config, StationConfig
 from aqi_service.monitoring.metrics import Metrics
 from aqi_service.storage import db, migrations, runs, stations
 from aqi_service.storage.observations import ensure_partitions
+from aqi_service.storage.supervisor import supervise
 from aqi_service.web import keys
 from aqi_service.web.admin import setup_admin
 from aqi_service.web.api import setup_routes
@@ -143,6 +145,7 @@ def _database_ctx(given: db.Target | None) -> Callable[[web.Application], AsyncI
 async def _with_pool(app: web.Application, cfg: Config, target: db.Target) -> AsyncIterator[None]:
     metrics = app.get(keys.METRICS)
     pool = await db.create_pool(target, cfg, metrics.query_logged if metrics else None)
+    supervision: asyncio.Task[None] | None = None
     try:
         async with pool.acquire() as conn:
             applied = await migrations.migrate(conn)
@@ -152,8 +155,17 @@ async def _with_pool(app: web.Application, cfg: Config, target: db.Target) -> As
             await stations.sync_stations(conn, cfg.stations, app[keys.EXTRA_STATIONS])
         app[keys.POOL] = pool
         app[keys.DSN] = target.dsn
+        if target.embedded is not None:
+            up = metrics.db_embedded_up if metrics else None
+            app[keys.EMBEDDED], supervision = supervise(
+                target.embedded, pool, cfg.database,
+                on_restart=metrics.db_embedded_restarts.inc if metrics else None,
+                on_state=up.set if up is not None else None)
         yield
     finally:
+        if supervision is not None:
+            supervision.cancel()
+            await asyncio.wait([supervision])   # a crash of it was logged when it ended
         await pool.close()
 
 

@@ -52,7 +52,7 @@ _FIXED = {
     "aqi": ("integer", "AQI; empty where not published (HJ 633-2026 §5.3: NA)", None),
     "level": ("integer", "AQI level 1-6", None),
     "primary_pollutants": ("string", "primary pollutants, ';'-separated, sorted", None),
-    "scheme": ("string", "index scheme: HJ633-2012 or HJ633-2026", None),
+    "scheme": ("string", "index scheme: HJ633-2012, HJ633-2012-text or HJ633-2026", None),
     "revision": ("integer", "times the record was revised after publication", None),
 }
 

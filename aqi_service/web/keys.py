@@ -15,6 +15,7 @@ from aqi_service.config import Config
 if TYPE_CHECKING:
     from aqi_service.collect.collector import Collector  # noqa: F401
     from aqi_service.collect.scheduler import Leader, Schedule  # noqa: F401
+    from aqi_service.storage.supervisor import EmbeddedSupervisor  # noqa: F401
     from aqi_service.web.snapshot import SnapshotStore  # noqa: F401
     from aqi_service.web.widget import WidgetScript  # noqa: F401
 
@@ -30,6 +31,9 @@ LEADER = web.AppKey("leader", "Leader")
 SCHEDULE = web.AppKey("schedule", "Schedule")
 SNAPSHOT = web.AppKey("snapshot", "SnapshotStore")
 MIGRATION_VERSION = web.AppKey("migration_version", int)
+EMBEDDED = web.AppKey("embedded", "EmbeddedSupervisor")
+"""The embedded PostgreSQL's supervisor (absent on an external database); ``.up`` is False
+while its postmaster is down or restarting."""
 WIDGET_SCRIPT = web.AppKey("widget_script", "WidgetScript")
 METRICS = web.AppKey("metrics", "Metrics")
 MONITORING = web.AppKey("monitoring", "MonitoringStats")

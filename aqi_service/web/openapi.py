@@ -9,6 +9,7 @@ import importlib
 from typing import Any
 
 from aqi_service import __version__
+from aqi_service.aqi.schemes import all_schemes
 
 _NUM = {"type": ["number", "null"]}
 _INT = {"type": ["integer", "null"]}
@@ -35,7 +36,7 @@ _RESULT = {
     "exceeding_pollutants": {"oneOf": [_NAMES, {"type": "null"}]},
     "missing_pollutants": _NAMES,
     "beyond_index": {"type": "boolean"},
-    "scheme": {"enum": ["HJ633-2012", "HJ633-2026"]},
+    "scheme": {"enum": [s.id for s in all_schemes()]},
     "revision": {"type": "integer", "minimum": 0},
     "valid_hours": {"type": "object", "additionalProperties": _INT},
 }
