@@ -320,9 +320,19 @@ async def check_end_state(
     v.note("city-hours missing", [h.isoformat() for h in lost_city])
 
     fresh = await recompute(admin_dsn, cfg, obs, first, last_hour, latest or last_hour)
+    # A day's records are due once its daily job has run (00:40 the next day); before,
+    # a station whose last hour came late may not have one yet.
+    daily_h, daily_m = (int(x) for x in cfg.collection.daily_at.split(":"))
+    job_delay = timedelta(hours=daily_h, minutes=daily_m)
+
+    def due(table: str, key: tuple[Any, Any]) -> bool:
+        return "daily" not in table or derive.day_bounds(key[1])[1] + job_delay <= at
+
     diffs = []
     for table, records in fresh.items():
         have = stored[table]
+        records = {k: r for k, r in records.items() if due(table, k)}
+        have = {k: r for k, r in have.items() if due(table, k)}
         for key, rec in records.items():
             got = have.get(key)
             if got is None:
