@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -21,6 +24,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from test_pipeline import Rig, rig  # noqa: F401  (fixture: simulator and collector)
 
 from aqi_service.aqi.schemes import SHANGHAI
 from aqi_service.collect import recompute
@@ -33,7 +37,8 @@ from aqi_service.storage import stations
 from aqi_service.web.app import create_app
 
 pytestmark = pytest.mark.db
-DATA = Path(__file__).resolve().parent / "data" / "cnemc"
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "tests" / "data" / "cnemc"
 LANGFANG = DATA / "langfang_2026-02-28_2026-03-01.csv"
 LAST_2012 = DATA / "2026-03-01T00.csv"
 FIRST_2026 = DATA / "2026-03-01T01.csv"
@@ -262,6 +267,23 @@ async def test_pipeline_publishes_the_configured_reading(config: Config, pool: a
         assert schemes == {scheme}
 
 
+@pytest.mark.parametrize(("variant", "scheme"), [("practice", "HJ633-2012"),
+                                               ("text", "HJ633-2012-text")])
+async def test_collections_follow_the_configured_reading(rig: Rig, variant: str,  # noqa: F811
+                                                         scheme: str) -> None:
+    rig.collector.cfg = rig.config.replace(aqi={"hourly_2012": variant})
+    rig.clock.now = datetime(2026, 2, 28, 18, 20, tzinfo=UTC)  # 72 h back: 2012 and 2026
+    await rig.collector.run("test")
+    async with rig.pool.acquire() as conn:
+        hourly = {r[0] for r in await conn.fetch(
+            "SELECT DISTINCT scheme FROM station_hourly WHERE hour_end <= '2026-02-28T16:00Z'")}
+        later = {r[0] for r in await conn.fetch(
+            "SELECT DISTINCT scheme FROM city_hourly WHERE hour_end > '2026-02-28T16:00Z'")}
+        city = {r[0] for r in await conn.fetch(
+            "SELECT DISTINCT scheme FROM city_hourly WHERE hour_end <= '2026-02-28T16:00Z'")}
+    assert hourly == city == {scheme} and later == {"HJ633-2026"}
+
+
 CNEMC_FEED = [
     {"timepoint": "2026-11-20T0900", "stationcode": "CN01", "aqi": "41", "so2": "4",
      "no2": "18", "co": "0.5", "o3": "61", "pm10": "NA", "pm2_5": "22"},
@@ -326,3 +348,28 @@ preset = "cnemc"
         (tmp_path / "stations.toml").write_text(
             (tmp_path / "stations.toml").read_text().replace('"cnemc"', '"vendor"'))
         load_config(tmp_path, env={})
+
+
+def _cli(dsn: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "AQI_DATABASE_URL": dsn, "PYTHONPATH": str(REPO), **env}
+    return subprocess.run([sys.executable, "-m", "aqi_service", *args], cwd=REPO, env=full,
+                          capture_output=True, text=True, timeout=120)
+
+
+async def test_the_commands_in_real_processes(db_dsn: str, pool: asyncpg.Pool) -> None:
+    refused = _cli(db_dsn, "import", "hourly", str(LANGFANG), "--format", "cnemc")
+    assert refused.returncode == 1 and "1067A (廊坊市药材公司)" in refused.stdout
+    done = _cli(db_dsn, "import", "hourly", str(LANGFANG), "--format", "cnemc",
+                "--add-stations", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)["reconciliation"]
+    assert report["aqi"] == {"published": 44, "derivable": 44, "reproduced": 44}
+    dry = _cli(db_dsn, "recompute", "--from", "2026-02-28", "--to", "2026-02-28",
+               "--dry-run", AQI_AQI_HOURLY_2012="text")
+    assert dry.returncode == 0 and "would change" in dry.stdout, dry.stdout + dry.stderr
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM revisions") == 0
+    same = _cli(db_dsn, "recompute", "--from", "2026-02-28", "--to", "2026-02-28")
+    assert same.returncode == 0 and "nothing to change" in same.stdout
+    bad = _cli(db_dsn, "recompute", "--from", "2026-02-28T00:30", "--to", "2026-02-28")
+    assert bad.returncode == 2 and "not on the hour" in bad.stderr
