@@ -225,6 +225,11 @@ async def test_recompute_writes_revisions_once_and_dry_run_writes_nothing(
     assert (rec["scheme"], rec["aqi"], rec["revision"]) == ("HJ633-2012", 79, 1)
     page = await served.get("/stations/1067A")
     assert "methodology: HJ 633-2012" in await page.text()
+    csv_resp = await served.get("/api/v1/download/hourly.csv", params={
+        "stations": "1067A", "from": "2026-02-28T00:00", "to": "2026-02-28T00:00"})
+    assert csv_resp.status == 200
+    table = list(csv.DictReader((await csv_resp.text()).splitlines()))
+    assert [(r["scheme"], r["revision"]) for r in table] == [("HJ633-2012", "1")]
 
 
 async def test_first_start_after_upgrading_recomputes_and_records_the_version(
