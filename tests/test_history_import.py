@@ -186,6 +186,22 @@ async def test_unknown_stations_are_refused_and_bad_rows_located(
     assert where == {(3, "timepoint"), (4, "pm2_5"), (5, "o3"), (6, "-")}, report.errors
 
 
+async def test_a_file_streams_in_chunks_with_the_same_records(
+        config: Config, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of 5 rows (a large file's chunks are 20,000): the same observations, records
+    and reconciliation as one chunk; a chunk's rows never wait for the rest of the file."""
+    from aqi_service.collect import history
+
+    monkeypatch.setattr(history, "CHUNK_ROWS", 5)
+    async with pool.acquire() as conn:
+        report = await _import(conn, config, LANGFANG, add_stations=True)
+        records = await conn.fetch("SELECT station_code, hour_end, aqi, o3_8h, scheme "
+                                   "FROM station_hourly ORDER BY 1, 2")
+    assert report.inserted == 44 * 6 and len(records) == 44
+    assert (report.aqi.reproduced, report.averages["o3_8h"].reproduced) == (44, 8)
+    assert report.averages["o3_8h"].derivable == 8
+
+
 async def test_added_stations_are_served_but_not_in_the_city(
         config: Config, pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
