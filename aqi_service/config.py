@@ -1,10 +1,11 @@
 """Typed, frozen configuration from ``config/*.toml`` with ``AQI_`` environment overrides.
 
 ``config/service.toml`` holds the service settings (sections database, http, collection,
-simulator); ``config/stations.toml`` the city and its stations. ``AQI_<SECTION>_<KEY>``
-overrides a setting (``AQI_HTTP_PORT=9000``); ``AQI_DATABASE_URL`` picks an external
-PostgreSQL. Secrets (passwords in URLs, station request headers) are wrapped in
-:class:`Secret` and masked wherever the configuration is printed or logged.
+simulator, disclosure, aqi); ``config/stations.toml`` the city and its stations.
+``AQI_<SECTION>_<KEY>`` overrides a setting (``AQI_HTTP_PORT=9000``);
+``AQI_DATABASE_URL`` picks an external PostgreSQL. Secrets (passwords in URLs, station
+request headers) are wrapped in :class:`Secret` and masked wherever the configuration is
+printed or logged.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from aqi_service.aqi.schemes import POLLUTANTS
+from aqi_service.aqi.schemes import POLLUTANTS, VARIANTS
 from aqi_service.errors import ConfigError
 
 ENV_PREFIX = "AQI_"
@@ -165,6 +166,28 @@ class DisclosureConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AqiConfig:
+    """How the pipeline indexes hours: which reading of HJ 633-2012 hourly it publishes."""
+
+    hourly_2012: str = "practice"
+    """``practice`` (the national platform's, scheme HJ633-2012) or ``text`` (the 2012
+    text's reading, scheme HJ633-2012-text); every record names the scheme it used."""
+
+
+HTTP_PRESETS: dict[str, dict[str, Any]] = {
+    "cnemc": {
+        "records": "records", "time": "timepoint", "time_convention": "hour-ending",
+        "fields": {"so2": "so2", "no2": "no2", "co": "co", "o3": "o3", "pm10": "pm10",
+                   "pm2_5": "pm2_5"},
+        "flags": {}, "missing": ("NA", "", "—", "-", "/"),
+    },
+}
+"""Field mappings of known feed layouts: ``preset = "cnemc"`` reads CNEMC's hourly JSON
+(its archive's names: ``timepoint`` hour-ending, ``pm2_5`` …, ``NA``/``—`` missing, ``/``
+not monitored). Keys given beside a preset override it."""
+
+
+@dataclass(frozen=True, slots=True)
 class HttpSource:
     """How to read a data logger's HTTP API: URL and the mapping of its JSON."""
 
@@ -176,6 +199,8 @@ class HttpSource:
     flags: Mapping[str, str] = field(
         default_factory=lambda: {p: f"{p}_flag" for p in POLLUTANTS})
     headers: Mapping[str, Secret] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+    """Texts that stand for "no value" in this feed (stored as nothing, not rejected)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +239,7 @@ class Config:
     collection: CollectionConfig = field(default_factory=CollectionConfig)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     disclosure: DisclosureConfig = field(default_factory=DisclosureConfig)
+    aqi: AqiConfig = field(default_factory=AqiConfig)
     city: CityConfig = field(default_factory=CityConfig)
     stations: tuple[StationConfig, ...] = ()
     config_dir: Path = DEFAULT_CONFIG_DIR
@@ -392,6 +418,13 @@ def _station(raw: Any, where: str, errors: _Errors) -> StationConfig | None:
             errors.add(where, 'source = "http" needs url = "http://…"')
             return None
         headers = {k: Secret(str(v)) for k, v in (spec.pop("headers", {}) or {}).items()}
+        preset = spec.pop("preset", None)
+        if preset is not None:
+            if preset not in HTTP_PRESETS:
+                errors.add(f"{where}.http.preset", f"{preset!r} is not one of "
+                                                   f"{', '.join(HTTP_PRESETS)}")
+            else:
+                spec = {**HTTP_PRESETS[preset], **spec}
         http = _section(HttpSource, spec, f"{where}.http", errors)
         http = dataclasses.replace(http, headers=headers)
         if not str(http.url).startswith(("http://", "https://")):
@@ -453,6 +486,9 @@ def _validate(cfg: Config, errors: _Errors) -> None:
         errors.add("stations", f"duplicate station codes {dupes}")
     if not cfg.stations:
         errors.add("stations", "no stations configured")
+    if cfg.aqi.hourly_2012 not in VARIANTS:
+        errors.add("aqi.hourly_2012", f"{cfg.aqi.hourly_2012!r} is not one of "
+                                      f"{', '.join(VARIANTS)}")
     dis = cfg.disclosure
     if not 1024 <= dis.max_attachment_bytes <= 2 * 1024 ** 3:
         errors.add("disclosure.max_attachment_bytes", "must be 1 KiB - 2 GiB")
@@ -498,7 +534,7 @@ def load_config(
     stations_doc = _read_toml(directory / "stations.toml", errors)
 
     sections: dict[str, dict[str, Any]] = {}
-    for name in ("database", "http", "collection", "simulator", "disclosure"):
+    for name in ("database", "http", "collection", "simulator", "disclosure", "aqi"):
         raw = service.get(name, {})
         if not isinstance(raw, Mapping):
             errors.add(name, "must be a table")
@@ -507,7 +543,7 @@ def load_config(
     for name in service:
         if name not in sections:
             errors.add(name, "unknown section (known: database, http, collection, simulator, "
-                             "disclosure)")
+                             "disclosure, aqi)")
     for name, values in _env_overrides(env).items():
         sections[name].update(values)
     for name, values in overrides.items():
@@ -519,6 +555,7 @@ def load_config(
         "collection": _section(CollectionConfig, sections["collection"], "collection", errors),
         "simulator": _section(SimulatorConfig, sections["simulator"], "simulator", errors),
         "disclosure": _section(DisclosureConfig, sections["disclosure"], "disclosure", errors),
+        "aqi": _section(AqiConfig, sections["aqi"], "aqi", errors),
     }
     city = _section(CityConfig, stations_doc.get("city", {}), "city", errors)
     raw_stations = stations_doc.get("stations", [])

@@ -1,4 +1,5 @@
-"""``serve``, ``migrate``, ``collect`` and ``check-config``: the commands that run the service.
+"""``serve``, ``migrate``, ``collect``, ``recompute`` and ``check-config``: the commands that
+run the service.
 
 Every command that touches the database takes the same ``--data-dir`` (embedded
 PostgreSQL) or ``AQI_DATABASE_URL`` (external PostgreSQL) and works while ``serve`` runs.
@@ -53,6 +54,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lookback-hours", type=int, default=None,
                    help="reach back this far for missing hours (default: from the config)")
     p.set_defaults(handler=collect, default_log_level="INFO")
+
+    p = sub.add_parser("recompute", help="derive stored records again (methodology "
+                                         "corrections, logged as revisions)")
+    _common(p)
+    p.add_argument("--from", dest="first", required=True,
+                   help="first hour (ISO time, hour-ending, Beijing time unless an offset "
+                        "is given) or date (its first hour)")
+    p.add_argument("--to", dest="last", required=True,
+                   help="last hour or date (its last hour, 24:00)")
+    p.add_argument("--stations", default=None,
+                   help="comma-separated station codes (default: every station with data)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what would change; write nothing")
+    p.set_defaults(handler=recompute, default_log_level="INFO")
 
     p = sub.add_parser("check-config", help="validate the configuration and print it (masked)")
     _common(p)
@@ -147,6 +162,41 @@ def collect(args: argparse.Namespace) -> int:
             "outcomes": summary.outcomes,
         }, ensure_ascii=False))
         return 0 if summary.status != "failed" else 1
+
+    try:
+        return asyncio.run(main())
+    except AqiServiceError as exc:
+        print(f"aqi-service: {exc}", file=sys.stderr)
+        return 1
+
+
+def recompute(args: argparse.Namespace) -> int:
+    """Recompute the records of a range with the configured methodology; print the counts."""
+    from aqi_service.collect import recompute as rc
+    from aqi_service.storage import db, migrations
+
+    try:
+        first = rc.parse_bound(args.first, end=False)
+        last = rc.parse_bound(args.last, end=True)
+    except ValueError as exc:
+        print(f"aqi-service: --from/--to: {exc}", file=sys.stderr)
+        return 2
+    if last < first:
+        print("aqi-service: --to is before --from", file=sys.stderr)
+        return 2
+    cfg = config_from_args(args)
+    codes = [c.strip() for c in args.stations.split(",") if c.strip()] if args.stations \
+        else None
+
+    async def main() -> int:
+        async with db.open_pool(cfg) as pool, pool.acquire() as conn:
+            await migrations.migrate(conn)
+            report = await rc.recompute(
+                conn, first, last, cfg.city.code, [s.code for s in cfg.stations],
+                cfg.aqi.hourly_2012, stations=codes, dry_run=args.dry_run)
+        for line in report.lines():
+            print(line)
+        return 0
 
     try:
         return asyncio.run(main())

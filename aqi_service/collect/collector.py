@@ -370,7 +370,8 @@ class Collector:
         derive_started = time.perf_counter()
         async with self._acquire() as conn:
             leftover = await derive.derive_marked_stations(
-                conn, target, reason, run_id, timeout_s=col.db_step_timeout_s)
+                conn, target, reason, run_id, timeout_s=col.db_step_timeout_s,
+                variant=self.cfg.aqi.hourly_2012)
         summary.revisions += leftover.revisions
         summary.derive_s += time.perf_counter() - derive_started
 
@@ -415,7 +416,7 @@ class Collector:
         async with self._step(), self._acquire() as conn:
             derived = await derive.derive_marked_city(
                 conn, target, self.cfg.city.code, [s.code for s in self.cfg.stations],
-                reason, run_id)
+                reason, run_id, variant=self.cfg.aqi.hourly_2012)
             summary.revisions += derived.revisions
             summary.derive_s += time.perf_counter() - derive_started
             await runs.record_polls(conn, run_id, [
@@ -437,7 +438,7 @@ class Collector:
             async with self._step(), self._acquire() as conn, conn.transaction():
                 derived = await derive.derive_stations(
                     conn, job.changed, target, self._reason(summary.trigger), run_id,
-                    new_rows=job.new_rows)
+                    new_rows=job.new_rows, variant=self.cfg.aqi.hourly_2012)
                 await observations.promote_marks(conn, job.marks)
             summary.revisions += derived.revisions
             summary.derive_s += time.perf_counter() - started

@@ -4,6 +4,9 @@ A changed hour h moves the station's record at h and the moving averages of the 
 hours (24 h means; O3's largest 8 h mean of the last 24 h), the daily record of its
 natural day, and the city's records of the same hours and day. Stations are processed in
 chunks, so memory stays bounded however many stations and hours a back-fill brings.
+
+Every function takes ``variant``: the reading of a period with two (HJ 633-2012 hourly:
+``practice``, the national platform's, or ``text``), from ``[aqi] hourly_2012``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ from itertools import repeat
 import asyncpg
 import numpy as np
 
-from aqi_service.aqi.schemes import POLLUTANTS, SHANGHAI, Scheme, scheme_for_day, scheme_for_hour
+from aqi_service.aqi.schemes import (
+    DEFAULT_VARIANT,
+    POLLUTANTS,
+    SHANGHAI,
+    Scheme,
+    scheme_for_day,
+    scheme_for_hour,
+)
 from aqi_service.aqi.series import (
     CONTEXT_HOURS,
     DAILY_COUNTS,
@@ -181,13 +191,13 @@ def _result_columns(ix: Indexed) -> list[list[object]]:
 def _hourly_rows(
     entities: Sequence[str], hours: Sequence[datetime], recs: Records,
     keep: np.ndarray, flags: Mapping[tuple[int, int], Mapping[str, str]] | None,
-    extra: list[list[object]] | None = None,
+    extra: list[list[object]] | None = None, variant: str = DEFAULT_VARIANT,
 ) -> list[tuple[object, ...]]:
     """Rows for a record table from (entities × hours) records where ``keep`` is set."""
     rows_idx, cols_idx = np.nonzero(keep)
     if rows_idx.size == 0:
         return []
-    schemes = [scheme_for_hour(h) for h in hours]
+    schemes = [scheme_for_hour(h, variant) for h in hours]
     chosen: list[Scheme] = [schemes[j] for j in cols_idx.tolist()]
     fields = {k: v[rows_idx, cols_idx] for k, v in recs.fields.items()}
     ix = index_records(fields, chosen, "hourly")
@@ -207,12 +217,12 @@ def _hourly_rows(
 
 def _daily_rows(
     entities: Sequence[str], days: Sequence[date], recs: Records, keep: np.ndarray,
-    extra: list[list[object]] | None = None,
+    extra: list[list[object]] | None = None, variant: str = DEFAULT_VARIANT,
 ) -> list[tuple[object, ...]]:
     rows_idx, cols_idx = np.nonzero(keep)
     if rows_idx.size == 0:
         return []
-    chosen = [scheme_for_day(days[j]) for j in cols_idx.tolist()]
+    chosen = [scheme_for_day(days[j], variant=variant) for j in cols_idx.tolist()]
     fields = {k: v[rows_idx, cols_idx] for k, v in recs.fields.items()}
     ix = index_records(fields, chosen, "daily")
     columns: list[list[object]] = [
@@ -248,6 +258,7 @@ async def derive_stations(
     now: datetime | None = None,
     result: DeriveResult | None = None,
     new_rows: Mapping[str, Sequence[observations.ObservationRow]] | None = None,
+    variant: str = DEFAULT_VARIANT,
 ) -> DeriveResult:
     """Recompute the stations' hourly and daily records affected by ``changed``.
 
@@ -266,7 +277,7 @@ async def derive_stations(
             chunk = group[k:k + per_chunk]
             rows = {s: new_rows[s] for s in chunk} if in_memory else None
             await _derive_stations(conn, chunk, {s: changed[s] for s in chunk}, latest_hour,
-                                   now, reason, run_id, result, rows)
+                                   now, reason, run_id, result, rows, variant)
     return result
 
 
@@ -279,7 +290,7 @@ async def derive_city(
     reason: str,
     run_id: int | None = None,
     now: datetime | None = None,
-    result: DeriveResult | None = None,
+    result: DeriveResult | None = None, variant: str = DEFAULT_VARIANT,
 ) -> DeriveResult:
     """Recompute the city's records for the hours and days its stations' changes touch."""
     result = result or DeriveResult()
@@ -292,10 +303,11 @@ async def derive_city(
     last_changed = max(max(hs) for hs in ours.values())
     last_out = min(last_changed + AFFECTS_HOURS * HOUR, max(latest_hour, last_changed))
     await _derive_city_hourly(conn, members, first_changed, last_out, city_code, now, reason,
-                              run_id, result)
+                              run_id, result, variant)
     days = _complete_days(ours, latest_hour)
     if days:
-        await _derive_city_daily(conn, members, days, city_code, now, reason, run_id, result)
+        await _derive_city_daily(conn, members, days, city_code, now, reason, run_id, result,
+                                 variant)
     return result
 
 
@@ -309,6 +321,7 @@ async def _derive_stations(
     latest_hour: datetime, now: datetime, reason: str, run_id: int | None,
     result: DeriveResult,
     rows: Mapping[str, Sequence[observations.ObservationRow]] | None = None,
+    variant: str = DEFAULT_VARIANT,
 ) -> None:
     first_changed = min(min(h) for h in changed.values())
     last_changed = max(max(h) for h in changed.values())
@@ -325,7 +338,7 @@ async def _derive_stations(
     for i, code in enumerate(stations):
         keep[i, :int((min(changed[code]) - out_hours[0]) / HOUR)] = False
     flags = {(i, j - CONTEXT_HOURS): f for (i, j), f in m.flags.items() if j >= CONTEXT_HOURS}
-    rows = _hourly_rows(stations, out_hours, recs, keep, flags)
+    rows = _hourly_rows(stations, out_hours, recs, keep, flags, variant=variant)
     result.add("station_hourly", await records.write(
         conn, records.STATION_HOURLY, rows, now, reason, run_id))
     days = _complete_days(changed, latest_hour)
@@ -333,10 +346,10 @@ async def _derive_stations(
         return
     made = _day_records(m, days)
     if made is None:  # the matrices do not hold those days whole: read them
-        await derive_days(conn, stations, days, "", [], now, reason, run_id, result)
+        await derive_days(conn, stations, days, "", [], now, reason, run_id, result, variant)
         return
     day_recs, has_data = made
-    rows = _daily_rows(stations, days, day_recs, has_data)
+    rows = _daily_rows(stations, days, day_recs, has_data, variant=variant)
     result.add("station_daily", await records.write(
         conn, records.STATION_DAILY, rows, now, reason, run_id))
 
@@ -372,6 +385,7 @@ def _area_records(
 async def _derive_city_hourly(
     conn: asyncpg.Connection, members: Sequence[str], first: datetime, last: datetime,
     city_code: str, now: datetime, reason: str, run_id: int | None, result: DeriveResult,
+    variant: str = DEFAULT_VARIANT,
 ) -> None:
     """City hourly records: per field the mean over the member stations' stored values.
 
@@ -386,7 +400,7 @@ async def _derive_city_hourly(
     reporting = _members_reporting(rows, hours, "hour_end")
     rows_out = _hourly_rows(
         [city_code], hours, Records(city.fields, counts), present[None, :], None,
-        extra=[[reporting[j] for j in np.nonzero(present)[0]]])
+        extra=[[reporting[j] for j in np.nonzero(present)[0]]], variant=variant)
     result.add("city_hourly", await records.write(
         conn, records.CITY_HOURLY, rows_out, now, reason, run_id))
 
@@ -394,6 +408,7 @@ async def _derive_city_hourly(
 async def _derive_city_daily(
     conn: asyncpg.Connection, members: Sequence[str], days: Sequence[date], city_code: str,
     now: datetime, reason: str, run_id: int | None, result: DeriveResult,
+    variant: str = DEFAULT_VARIANT,
 ) -> None:
     """City daily records from the member stations' daily records."""
     first_day, last_day = min(days), max(days)
@@ -407,7 +422,8 @@ async def _derive_city_daily(
     keep = (present & wanted)[None, :]
     reporting = _members_reporting(rows, all_days, "day")
     rows_out = _daily_rows([city_code], all_days, Records(city.fields, counts), keep,
-                           extra=[[reporting[j] for j in np.nonzero(keep[0])[0]]])
+                           extra=[[reporting[j] for j in np.nonzero(keep[0])[0]]],
+                           variant=variant)
     result.add("city_daily", await records.write(
         conn, records.CITY_DAILY, rows_out, now, reason, run_id))
 
@@ -415,7 +431,7 @@ async def _derive_city_daily(
 async def derive_days(
     conn: asyncpg.Connection, stations: Sequence[str], days: Sequence[date], city_code: str,
     members: Sequence[str], now: datetime, reason: str, run_id: int | None,
-    result: DeriveResult | None = None,
+    result: DeriveResult | None = None, variant: str = DEFAULT_VARIANT,
 ) -> DeriveResult:
     """Daily records of ``stations`` (and the city, if ``members``) for natural ``days``."""
     result = result or DeriveResult()
@@ -431,11 +447,12 @@ async def derive_days(
         made = _day_records(m, days)
         assert made is not None
         day_recs, has_data = made
-        rows = _daily_rows(chunk, days, day_recs, has_data)
+        rows = _daily_rows(chunk, days, day_recs, has_data, variant=variant)
         result.add("station_daily", await records.write(
             conn, records.STATION_DAILY, rows, now, reason, run_id))
     if members and set(stations) & set(members):
-        await _derive_city_daily(conn, members, days, city_code, now, reason, run_id, result)
+        await _derive_city_daily(conn, members, days, city_code, now, reason, run_id, result,
+                                 variant)
     return result
 
 
@@ -446,7 +463,7 @@ MARKS_PER_TRANSACTION = 500
 async def derive_marked_stations(
     conn: asyncpg.Connection, latest_hour: datetime, reason: str, run_id: int | None = None,
     now: datetime | None = None, result: DeriveResult | None = None,
-    timeout_s: float | None = None,
+    timeout_s: float | None = None, variant: str = DEFAULT_VARIANT,
 ) -> DeriveResult:
     """Derive the station records of every 'station' mark left pending (by a run that
     failed or a process that died between its observations and their records).
@@ -465,7 +482,7 @@ async def derive_marked_stations(
             changed = marks.changed()
             last = max(max(hs) for hs in changed.values())
             await derive_stations(conn, changed, max(latest_hour, last), reason, run_id, now,
-                                  result)
+                                  result, variant=variant)
             await observations.promote_marks(conn, marks.ids)
             log.info("derived the pending records of %d stations (%d marks)", len(changed),
                      len(marks.ids))
@@ -475,6 +492,7 @@ async def derive_marked_city(
     conn: asyncpg.Connection, latest_hour: datetime, city_code: str,
     city_members: Sequence[str], reason: str, run_id: int | None = None,
     now: datetime | None = None, result: DeriveResult | None = None,
+    variant: str = DEFAULT_VARIANT,
 ) -> DeriveResult:
     """The city's records for every 'city' mark, written in the transaction that clears
     the marks (marks of stations outside the city are cleared with nothing to derive)."""
@@ -487,6 +505,6 @@ async def derive_marked_city(
         if changed:
             last = max(max(hs) for hs in changed.values())
             await derive_city(conn, changed, max(latest_hour, last), city_code, city_members,
-                              reason, run_id, now, result)
+                              reason, run_id, now, result, variant)
         await observations.clear_marks(conn, marks.ids)
     return result

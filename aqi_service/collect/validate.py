@@ -82,6 +82,8 @@ class FieldMap(Protocol):
     time_convention: str
     fields: Mapping[str, str]
     flags: Mapping[str, str]
+    # Optionally also ``missing``: texts meaning "no value" (CNEMC's ``NA``, ``/``): the
+    # hour has none, nothing is rejected.
 
 
 @dataclass(slots=True)
@@ -227,6 +229,9 @@ def parse_hourly(
         flag_key = mapping.flags.get(pol, "")
         maximum = min(PLAUSIBLE_MAX[pol], SENTINEL_FLOOR)
         col = [r.get(key) for r in recs]
+        absent = getattr(mapping, "missing", ())
+        if absent:
+            col = [None if type(v) is str and v.strip() in absent else v for v in col]
         flags = [r.get(flag_key, "N") for r in recs]
         if (flags.count("N") == len(flags) and col.count(None) == 0
                 and _plain_in_range(col, maximum)):

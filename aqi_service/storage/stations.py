@@ -28,7 +28,13 @@ WHERE (stations.name_zh, stations.name_en, stations.county_zh, stations.county_e
 """
 DEACTIVATE_OTHERS = """
 UPDATE stations SET active = false, updated_at = now()
-WHERE active AND NOT (code = ANY($1::text[]))
+WHERE active AND source <> 'import' AND NOT (code = ANY($1::text[]))
+"""
+ADD_IMPORTED = """
+INSERT INTO stations (code, name_zh, name_en, lat, lon, timezone, source, active, city_member)
+SELECT code, name, name, lat, lon, 'Asia/Shanghai', 'import', true, false
+FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[]) AS u(code, name, lat, lon)
+ON CONFLICT (code) DO NOTHING
 """
 SELECT_STATIONS = """
 SELECT code, name_zh, name_en, county_zh, county_en, admin_code, lat, lon, timezone, source,
@@ -41,7 +47,8 @@ async def sync_stations(
     conn: asyncpg.Connection, stations: Sequence[StationConfig],
     extra: Sequence[StationConfig] = (),
 ) -> None:
-    """Make the stations table match the configuration (others are kept, inactive)."""
+    """Make the stations table match the configuration (others are kept, inactive; stations
+    added by a history import stay active)."""
     rows = [
         (s.code, s.name_zh, s.name_en, s.county_zh, s.county_en, s.admin_code, s.lat, s.lon,
          s.timezone, s.source, True)
@@ -59,3 +66,12 @@ async def sync_stations(
 async def list_stations(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     """Active stations, by code."""
     return [dict(r) for r in await conn.fetch(SELECT_STATIONS)]
+
+
+async def add_imported(conn: asyncpg.Connection,
+                       stations: Sequence[tuple[str, str, float, float]]) -> None:
+    """Add stations found in a history file, (code, name, lat, lon): served, their records
+    derived, not members of the city aggregate (a configured code is left as it is)."""
+    if stations:
+        codes, names, lats, lons = zip(*stations, strict=True)
+        await conn.execute(ADD_IMPORTED, list(codes), list(names), list(lats), list(lons))

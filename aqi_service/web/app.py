@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from aiohttp import web
 
-from aqi_service.collect import derive
+from aqi_service.collect import derive, recompute
 from aqi_service.collect.client import create_session
 from aqi_service.collect.collector import HOUR, Collector, RunSummary, hour_floor
 from aqi_service.collect.scheduler import Leader, Schedule
@@ -71,8 +71,9 @@ def _sim_stations(cfg: Config) -> list:
 class ProgressBar:
     """A console progress bar on stderr (a line per 10 % when stderr is not a terminal)."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, unit: str = "stations") -> None:
         self.label = label
+        self.unit = unit
         self.tty = sys.stderr.isatty()
         self._last = -1
 
@@ -81,13 +82,13 @@ class ProgressBar:
         share = done / total
         if self.tty:
             bar = "#" * int(share * 30)
-            sys.stderr.write(f"\r{self.label} [{bar:<30}] {done}/{total} stations")
+            sys.stderr.write(f"\r{self.label} [{bar:<30}] {done}/{total} {self.unit}")
             if done >= total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
         elif int(share * 10) != self._last:
             self._last = int(share * 10)
-            print(f"{self.label}: {done}/{total} stations", file=sys.stderr, flush=True)
+            print(f"{self.label}: {done}/{total} {self.unit}", file=sys.stderr, flush=True)
 
 
 def create_app(
@@ -293,7 +294,7 @@ async def run_daily(app: web.Application, day: date, clock: Clock) -> None:
     async with app[keys.POOL].acquire() as conn:
         await derive.derive_days(conn, codes, [day], cfg.city.code,
                                  [s.code for s in cfg.stations], clock(),
-                                 "daily report", None)
+                                 "daily report", None, variant=cfg.aqi.hourly_2012)
 
 
 async def startup_collection(app: web.Application, clock: Clock) -> RunSummary:
@@ -304,6 +305,10 @@ async def startup_collection(app: web.Application, clock: Clock) -> RunSummary:
     collector = app[keys.COLLECTOR]
     col = cfg.collection
     target = hour_floor(clock())
+    async with app[keys.POOL].acquire(timeout=col.db_acquire_timeout_s) as conn:
+        # Records stored under another methodology are corrected first, as revisions.
+        await recompute.on_start(conn, cfg.city.code, [s.code for s in cfg.stations],
+                                 cfg.aqi.hourly_2012)
     async with app[keys.POOL].acquire(timeout=col.db_acquire_timeout_s) as conn:
         # This instance holds the leader lock: no other process runs a collection.
         keep = [collector.current_run] if collector.current_run else []
