@@ -7,15 +7,21 @@ it shows: the readiness check, the status document and the metrics all say the s
 - ``collection_failing``: the last run that ended failed or was abandoned;
 - ``derive_behind``: "to derive" marks older than ``derive_grace_minutes`` (observations
   whose derived records are missing or stale);
-- ``database_down``: the database did not answer (the last reading is kept, so a stall is
-  still seen during the outage).
+- ``database_down``: the database did not answer within ``PROBE_BUDGET_S`` (the last
+  reading is kept, so a stall is still seen during the outage).
+
+A readiness probe must answer within a probe timeout whatever the network does: one probe
+of the database at a time runs as its own task (its statements bounded by
+``QUERY_TIMEOUT_S``), and a caller waits for it at most ``PROBE_BUDGET_S``; under a hung
+network callers get the last reading and ``database_down`` instead of piling up probes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +34,8 @@ log = logging.getLogger(__name__)
 
 SCHEDULE_INTERVAL = timedelta(hours=1)
 QUERY_TIMEOUT_S = 5.0
+PROBE_BUDGET_S = 1.0
+"""How long a caller waits for the database's answer (acquire and statements together)."""
 # Ages by the database's clock (the one that wrote the times).
 SELECT_RUNS = """
 SELECT s.at AS last_success_at, extract(epoch FROM now() - s.at)::float8 AS success_age_s,
@@ -84,6 +92,36 @@ async def read_state(conn: asyncpg.Connection) -> CollectionState:
                            row["last_error"], hours, pending_age, time.monotonic())
 
 
+def _retrieve(task: asyncio.Task[object]) -> None:
+    """A probe nobody waited for to the end: its failure is logged, not left unretrieved."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("database probe failed late: %r", task.exception())
+
+
+class SingleProbe:
+    """One probe task at a time; every caller waits for the one in flight at most
+    ``budget_s`` (the task itself is bounded by its statements' timeouts)."""
+
+    def __init__(self, budget_s: float = PROBE_BUDGET_S) -> None:
+        self.budget_s = budget_s
+        self.task: asyncio.Task[object] | None = None
+
+    async def run(self, probe: Callable[[], Awaitable[object]]) -> object:
+        """The probe's result; TimeoutError past the budget."""
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(probe())
+            self.task.add_done_callback(_retrieve)
+        async with asyncio.timeout(self.budget_s):
+            return await asyncio.shield(self.task)
+
+
+async def migration_version(pool: asyncpg.Pool) -> int:
+    """The database's migration, bounded by ``QUERY_TIMEOUT_S`` per step."""
+    async with pool.acquire(timeout=QUERY_TIMEOUT_S) as conn:
+        return await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations",
+                                   timeout=QUERY_TIMEOUT_S)
+
+
 class HealthCheck:
     """Reads the state when asked and keeps the last reading for database outages."""
 
@@ -94,6 +132,11 @@ class HealthCheck:
         """No success yet: a stall is counted from this process's start."""
         self.last: CollectionState | None = None
         self.last_health: Health | None = None
+        self.probe = SingleProbe()
+
+    async def _read(self, pool: asyncpg.Pool) -> CollectionState:
+        async with pool.acquire(timeout=QUERY_TIMEOUT_S) as conn:
+            return await read_state(conn)
 
     @property
     def interval_s(self) -> float:
@@ -107,8 +150,9 @@ class HealthCheck:
         if pool is not None and (self.last is None
                                  or time.monotonic() - self.last.read_at >= max_age_s):
             try:
-                async with pool.acquire(timeout=QUERY_TIMEOUT_S) as conn:
-                    self.last = await read_state(conn)
+                state = await self.probe.run(lambda: self._read(pool))
+                assert isinstance(state, CollectionState)
+                self.last = state
             except DB_ERRORS as exc:
                 log.warning("collection health: the database does not answer (%s)",
                             type(exc).__name__)

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from aqi_service.aqi.schemes import SHANGHAI
-from aqi_service.collect.health import Health
+from aqi_service.collect.health import Health, SingleProbe, migration_version
 from aqi_service.monitoring.stats import RECENT_HOURS, Reading, StationStats
 from aqi_service.storage import migrations
 from aqi_service.web import conditional, keys, templating
@@ -101,6 +101,10 @@ def _health_json(health: Health | None) -> dict[str, Any]:
     }
 
 
+_MIGRATION_PROBES: dict[int, SingleProbe] = {}
+"""The migration probe of each app (one in flight at a time, see ``health.SingleProbe``)."""
+
+
 async def readiness(app: web.Application) -> dict[str, Any]:
     """The readiness document: database reachable and migrated, /now prepared, scheduler
     running (when this instance has one), collection neither stalled nor failing, derived
@@ -109,14 +113,14 @@ async def readiness(app: web.Application) -> dict[str, Any]:
     reasons: list[str] = []
     expected = migrations.latest_version()
     version = None
+    pool = app[keys.POOL]
     try:
-        async with app[keys.POOL].acquire(timeout=5) as conn:
-            version = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations",
-                                          timeout=5)
+        version = await _MIGRATION_PROBES.setdefault(id(app), SingleProbe()).run(
+            lambda: migration_version(pool))
         if version != expected:
             problems.append("migration_mismatch")
             reasons.append(f"database at migration {version}, code expects {expected}")
-    except Exception as exc:  # any failure to reach the database means not ready
+    except Exception as exc:  # any failure to reach the database in time means not ready
         problems.append("database_down")
         reasons.append(f"database unreachable: {type(exc).__name__}")
     store = app.get(keys.SNAPSHOT)
