@@ -474,3 +474,29 @@ async def test_a_failed_run_is_retried_with_back_off_a_bounded_number_of_times(
         assert not schedule.retry_later(retry, 3)
     finally:
         await schedule.stop()
+
+
+async def test_a_run_waiting_for_the_lock_is_pending_before_the_database_shows_it(
+        config: Config, pool: asyncpg.Pool, clock: FakeClock) -> None:
+    """A run asked for while another holds the collector's lock is in no database row yet:
+    whoever waits for collection to be idle (the fault suite's end-state check) must see it
+    as pending, or it reads a run 'running' that finishes a moment later."""
+    cfg = replace(config, stations=())
+    session = create_session(cfg.collection)
+    collector = Collector(pool, session, cfg, None, clock=clock)
+    try:
+        async with collector._lock:  # another run in progress
+            queued = asyncio.ensure_future(collector.run("catch-up", only_missing=True))
+            await asyncio.sleep(0.2)
+            async with pool.acquire() as conn:
+                rows = await conn.fetchval("SELECT count(*) FROM collection_runs")
+            assert rows == 0, "the queued run is not in the database yet"
+            assert collector.pending == 1
+        summary = await asyncio.wait_for(queued, 10)
+        assert collector.pending == 0
+        async with pool.acquire() as conn:
+            status = await conn.fetchval("SELECT status FROM collection_runs WHERE id = $1",
+                                         summary.run_id)
+        assert status == "ok"
+    finally:
+        await session.close()
