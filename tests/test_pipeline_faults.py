@@ -500,3 +500,24 @@ async def test_a_run_waiting_for_the_lock_is_pending_before_the_database_shows_i
         assert status == "ok"
     finally:
         await session.close()
+
+
+async def test_a_stall_is_judged_by_the_schedule_s_clock(
+        service: TestClient, clock: FakeClock) -> None:
+    """The hourly schedule runs by the app's clock: when that clock moves past the expected
+    interval (the hour plus the configured grace) with no successful run, collection is
+    stalled, however few seconds the database's clock counted."""
+    grace = service.app[keys.CONFIG].collection.stall_grace_minutes
+    assert (await readyz(service))[0] == 200
+    clock.now += timedelta(minutes=60 + grace - 1)
+    status, body = await readyz(service)
+    assert status == 200 and body["problems"] == [], body
+    clock.now += timedelta(minutes=2)
+    status, body = await readyz(service)
+    assert status == 503 and body["problems"] == ["collection_stalled"], body
+    metrics = await (await service.get("/metrics")).text()
+    assert "aqi_collection_stalled 1.0" in metrics
+    summary = await asyncio.wait_for(service.app[keys.COLLECTOR].run("scheduled"), 30)
+    assert summary.status == "ok", summary.error
+    status, body = await readyz(service)
+    assert status == 200 and body["problems"] == [], body

@@ -3,7 +3,9 @@ it shows: the readiness check, the status document and the metrics all say the s
 
 - ``collection_stalled``: no successful (ok or partial) run finished within the expected
   interval — the hourly schedule plus ``stall_grace_minutes`` — counted from the last
-  success, or from this process's start when there was none;
+  success, or from this process's start when there was none, by the app's clock (the one
+  the schedule runs by; a success's age is read once from the database, then moves on with
+  that clock);
 - ``collection_failing``: the last run that ended failed or was abandoned;
 - ``derive_behind``: "to derive" marks older than ``derive_grace_minutes`` (observations
   whose derived records are missing or stale);
@@ -128,8 +130,12 @@ class HealthCheck:
     def __init__(self, cfg: CollectionConfig, clock: Callable[[], datetime]) -> None:
         self.cfg = cfg
         self.clock = clock
-        self.started = time.monotonic()
+        self.started_at = clock()
         """No success yet: a stall is counted from this process's start."""
+        self._success_seen: datetime | None = None
+        """The database's time of the last success, as last read."""
+        self._success_at: datetime | None = None
+        """The same moment by the app's clock (its age when read, taken from the clock)."""
         self.last: CollectionState | None = None
         self.last_health: Health | None = None
         self.probe = SingleProbe()
@@ -153,6 +159,7 @@ class HealthCheck:
                 state = await self.probe.run(lambda: self._read(pool))
                 assert isinstance(state, CollectionState)
                 self.last = state
+                self._note_success(state)
             except DB_ERRORS as exc:
                 log.warning("collection health: the database does not answer (%s)",
                             type(exc).__name__)
@@ -161,15 +168,26 @@ class HealthCheck:
         self.last_health = health
         return health
 
+    def _note_success(self, state: CollectionState) -> None:
+        """A success not seen before: place it on the app's clock (now less its age by the
+        database's clock), so that its age then moves with the clock that runs the
+        schedule, whatever the offset between the two clocks."""
+        if state.last_success_at is None or state.last_success_at == self._success_seen:
+            return
+        self._success_seen = state.last_success_at
+        self._success_at = self.clock() - timedelta(seconds=max(state.success_age_s or 0, 0))
+
+    def success_age_s(self) -> float:
+        """Seconds by the app's clock since the last success (or this process's start)."""
+        since = self._success_at if self._success_at is not None else self.started_at
+        return (self.clock() - since).total_seconds()
+
     def judge(self, up: bool, state: CollectionState | None) -> tuple[str, ...]:
         """The problem codes of ``state`` as it is now (its ages moved on since read)."""
         problems = []
         if not up:
             problems.append("database_down")
-        age = state.aged(state.success_age_s) if state is not None else None
-        if age is None:
-            age = time.monotonic() - self.started
-        if age > self.interval_s:
+        if self.success_age_s() > self.interval_s:
             problems.append("collection_stalled")
         if state is not None:
             if state.last_status in ("failed", "abandoned"):
