@@ -12,13 +12,13 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
+from faults.harness import upstream_of
+from faults.proxy import FaultProxy
 
 from aqi_service.collect import health as health_mod
 from aqi_service.collect.health import HealthCheck
 from aqi_service.config import CollectionConfig
 from aqi_service.storage import migrations
-from tests.faults.harness import upstream_of
-from tests.faults.proxy import FaultProxy
 
 pytestmark = pytest.mark.db
 BOUND_S = 1.5
