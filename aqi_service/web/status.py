@@ -101,10 +101,6 @@ def _health_json(health: Health | None) -> dict[str, Any]:
     }
 
 
-_MIGRATION_PROBES: dict[int, SingleProbe] = {}
-"""The migration probe of each app (one in flight at a time, see ``health.SingleProbe``)."""
-
-
 async def readiness(app: web.Application) -> dict[str, Any]:
     """The readiness document: database reachable and migrated, /now prepared, scheduler
     running (when this instance has one), collection neither stalled nor failing, derived
@@ -115,8 +111,7 @@ async def readiness(app: web.Application) -> dict[str, Any]:
     version = None
     pool = app[keys.POOL]
     try:
-        version = await _MIGRATION_PROBES.setdefault(id(app), SingleProbe()).run(
-            lambda: migration_version(pool))
+        version = await app[keys.MIGRATION_PROBE].run(lambda: migration_version(pool))
         if version != expected:
             problems.append("migration_mismatch")
             reasons.append(f"database at migration {version}, code expects {expected}")
@@ -233,6 +228,7 @@ async def status_page(request: web.Request) -> web.Response:
 def setup_status(app: web.Application) -> None:
     """Register ``/status`` and ``/api/v1/status``."""
     app.router.add_get("/status", status_page)
+    app[keys.MIGRATION_PROBE] = SingleProbe()
     app.router.add_get("/api/v1/status", status_json)
 
 
