@@ -474,3 +474,50 @@ async def test_a_failed_run_is_retried_with_back_off_a_bounded_number_of_times(
         assert not schedule.retry_later(retry, 3)
     finally:
         await schedule.stop()
+
+
+async def test_a_run_waiting_for_the_lock_is_pending_before_the_database_shows_it(
+        config: Config, pool: asyncpg.Pool, clock: FakeClock) -> None:
+    """A run asked for while another holds the collector's lock is in no database row yet:
+    whoever waits for collection to be idle (the fault suite's end-state check) must see it
+    as pending, or it reads a run 'running' that finishes a moment later."""
+    cfg = replace(config, stations=())
+    session = create_session(cfg.collection)
+    collector = Collector(pool, session, cfg, None, clock=clock)
+    try:
+        async with collector._lock:  # another run in progress
+            queued = asyncio.ensure_future(collector.run("catch-up", only_missing=True))
+            await asyncio.sleep(0.2)
+            async with pool.acquire() as conn:
+                rows = await conn.fetchval("SELECT count(*) FROM collection_runs")
+            assert rows == 0, "the queued run is not in the database yet"
+            assert collector.pending == 1
+        summary = await asyncio.wait_for(queued, 10)
+        assert collector.pending == 0
+        async with pool.acquire() as conn:
+            status = await conn.fetchval("SELECT status FROM collection_runs WHERE id = $1",
+                                         summary.run_id)
+        assert status == "ok"
+    finally:
+        await session.close()
+
+
+async def test_a_stall_is_judged_by_the_schedule_s_clock(
+        service: TestClient, clock: FakeClock) -> None:
+    """The hourly schedule runs by the app's clock: when that clock moves past the expected
+    interval (the hour plus the configured grace) with no successful run, collection is
+    stalled, however few seconds the database's clock counted."""
+    grace = service.app[keys.CONFIG].collection.stall_grace_minutes
+    assert (await readyz(service))[0] == 200
+    clock.now += timedelta(minutes=60 + grace - 1)
+    status, body = await readyz(service)
+    assert status == 200 and body["problems"] == [], body
+    clock.now += timedelta(minutes=2)
+    status, body = await readyz(service)
+    assert status == 503 and body["problems"] == ["collection_stalled"], body
+    metrics = await (await service.get("/metrics")).text()
+    assert "aqi_collection_stalled 1.0" in metrics
+    summary = await asyncio.wait_for(service.app[keys.COLLECTOR].run("scheduled"), 30)
+    assert summary.status == "ok", summary.error
+    status, body = await readyz(service)
+    assert status == 200 and body["problems"] == [], body

@@ -178,6 +178,9 @@ class Collector:
         self.health = HealthCheck(cfg.collection, self.clock)
         """Collection's health as the database shows it (readiness, status, metrics)."""
         self._lock = asyncio.Lock()
+        self.pending = 0
+        """Runs asked for and not finished: waiting for the lock (not yet in the database)
+        or running. Zero means idle, which the database alone cannot tell."""
 
     def _endpoint(self, st: StationConfig) -> tuple[str, FieldMap, dict[str, str]]:
         """URL, JSON mapping and request headers of a station's logger."""
@@ -247,8 +250,12 @@ class Collector:
         "to derive" marks keep what was written but not derived, so the next run repairs
         the gap. A cancelled run is recorded as failed, then the cancellation goes on.
         """
-        async with self._lock:
-            return await self._run(trigger, only_missing, lookback_hours, progress)
+        self.pending += 1
+        try:
+            async with self._lock:
+                return await self._run(trigger, only_missing, lookback_hours, progress)
+        finally:
+            self.pending -= 1
 
     def _acquire(self) -> Any:
         return self.pool.acquire(timeout=self.cfg.collection.db_acquire_timeout_s)

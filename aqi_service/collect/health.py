@@ -3,19 +3,27 @@ it shows: the readiness check, the status document and the metrics all say the s
 
 - ``collection_stalled``: no successful (ok or partial) run finished within the expected
   interval — the hourly schedule plus ``stall_grace_minutes`` — counted from the last
-  success, or from this process's start when there was none;
+  success, or from this process's start when there was none, by the app's clock (the one
+  the schedule runs by; a success's age is read once from the database, then moves on with
+  that clock);
 - ``collection_failing``: the last run that ended failed or was abandoned;
 - ``derive_behind``: "to derive" marks older than ``derive_grace_minutes`` (observations
   whose derived records are missing or stale);
-- ``database_down``: the database did not answer (the last reading is kept, so a stall is
-  still seen during the outage).
+- ``database_down``: the database did not answer within ``PROBE_BUDGET_S`` (the last
+  reading is kept, so a stall is still seen during the outage).
+
+A readiness probe must answer within a probe timeout whatever the network does: one probe
+of the database at a time runs as its own task (its statements bounded by
+``QUERY_TIMEOUT_S``), and a caller waits for it at most ``PROBE_BUDGET_S``; under a hung
+network callers get the last reading and ``database_down`` instead of piling up probes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +36,8 @@ log = logging.getLogger(__name__)
 
 SCHEDULE_INTERVAL = timedelta(hours=1)
 QUERY_TIMEOUT_S = 5.0
+PROBE_BUDGET_S = 1.0
+"""How long a caller waits for the database's answer (acquire and statements together)."""
 # Ages by the database's clock (the one that wrote the times).
 SELECT_RUNS = """
 SELECT s.at AS last_success_at, extract(epoch FROM now() - s.at)::float8 AS success_age_s,
@@ -84,16 +94,55 @@ async def read_state(conn: asyncpg.Connection) -> CollectionState:
                            row["last_error"], hours, pending_age, time.monotonic())
 
 
+def _retrieve(task: asyncio.Task[object]) -> None:
+    """A probe nobody waited for to the end: its failure is logged, not left unretrieved."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("database probe failed late: %r", task.exception())
+
+
+class SingleProbe:
+    """One probe task at a time; every caller waits for the one in flight at most
+    ``budget_s`` (the task itself is bounded by its statements' timeouts)."""
+
+    def __init__(self, budget_s: float = PROBE_BUDGET_S) -> None:
+        self.budget_s = budget_s
+        self.task: asyncio.Task[object] | None = None
+
+    async def run(self, probe: Callable[[], Awaitable[object]]) -> object:
+        """The probe's result; TimeoutError past the budget."""
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(probe())
+            self.task.add_done_callback(_retrieve)
+        async with asyncio.timeout(self.budget_s):
+            return await asyncio.shield(self.task)
+
+
+async def migration_version(pool: asyncpg.Pool) -> int:
+    """The database's migration, bounded by ``QUERY_TIMEOUT_S`` per step."""
+    async with pool.acquire(timeout=QUERY_TIMEOUT_S) as conn:
+        return await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations",
+                                   timeout=QUERY_TIMEOUT_S)
+
+
 class HealthCheck:
     """Reads the state when asked and keeps the last reading for database outages."""
 
     def __init__(self, cfg: CollectionConfig, clock: Callable[[], datetime]) -> None:
         self.cfg = cfg
         self.clock = clock
-        self.started = time.monotonic()
+        self.started_at = clock()
         """No success yet: a stall is counted from this process's start."""
+        self._success_seen: datetime | None = None
+        """The database's time of the last success, as last read."""
+        self._success_at: datetime | None = None
+        """The same moment by the app's clock (its age when read, taken from the clock)."""
         self.last: CollectionState | None = None
         self.last_health: Health | None = None
+        self.probe = SingleProbe()
+
+    async def _read(self, pool: asyncpg.Pool) -> CollectionState:
+        async with pool.acquire(timeout=QUERY_TIMEOUT_S) as conn:
+            return await read_state(conn)
 
     @property
     def interval_s(self) -> float:
@@ -107,8 +156,10 @@ class HealthCheck:
         if pool is not None and (self.last is None
                                  or time.monotonic() - self.last.read_at >= max_age_s):
             try:
-                async with pool.acquire(timeout=QUERY_TIMEOUT_S) as conn:
-                    self.last = await read_state(conn)
+                state = await self.probe.run(lambda: self._read(pool))
+                assert isinstance(state, CollectionState)
+                self.last = state
+                self._note_success(state)
             except DB_ERRORS as exc:
                 log.warning("collection health: the database does not answer (%s)",
                             type(exc).__name__)
@@ -117,15 +168,26 @@ class HealthCheck:
         self.last_health = health
         return health
 
+    def _note_success(self, state: CollectionState) -> None:
+        """A success not seen before: place it on the app's clock (now less its age by the
+        database's clock), so that its age then moves with the clock that runs the
+        schedule, whatever the offset between the two clocks."""
+        if state.last_success_at is None or state.last_success_at == self._success_seen:
+            return
+        self._success_seen = state.last_success_at
+        self._success_at = self.clock() - timedelta(seconds=max(state.success_age_s or 0, 0))
+
+    def success_age_s(self) -> float:
+        """Seconds by the app's clock since the last success (or this process's start)."""
+        since = self._success_at if self._success_at is not None else self.started_at
+        return (self.clock() - since).total_seconds()
+
     def judge(self, up: bool, state: CollectionState | None) -> tuple[str, ...]:
         """The problem codes of ``state`` as it is now (its ages moved on since read)."""
         problems = []
         if not up:
             problems.append("database_down")
-        age = state.aged(state.success_age_s) if state is not None else None
-        if age is None:
-            age = time.monotonic() - self.started
-        if age > self.interval_s:
+        if self.success_age_s() > self.interval_s:
             problems.append("collection_stalled")
         if state is not None:
             if state.last_status in ("failed", "abandoned"):

@@ -30,6 +30,7 @@ from aqi_service.disclosure.uploads import ALLOWED as ALLOWED_TYPES
 from aqi_service.errors import InputError
 from aqi_service.storage import admin as admin_store
 from aqi_service.storage import disclosure as store
+from aqi_service.storage.retry import retry_on_outage
 from aqi_service.web import keys, params
 from aqi_service.web.admin_auth import AdminGuard, actor_of, requires
 from aqi_service.web.attachments import download, upload
@@ -631,8 +632,12 @@ def setup_admin(app: web.Application) -> None:
 async def _admin_ctx(app: web.Application) -> AsyncIterator[None]:
     cfg = app[keys.CONFIG]
     catalog = load_catalog(cfg.disclosure.catalog_path(cfg.config_dir))
-    async with app[keys.POOL].acquire() as conn:
-        await store.sync_catalog(conn, catalog)
+
+    async def sync() -> None:
+        async with app[keys.POOL].acquire() as conn:
+            await store.sync_catalog(conn, catalog)
+
+    await retry_on_outage("disclosure catalogue sync", sync)
     files = AttachmentStore(cfg.disclosure.attachments_path(cfg.database.data_dir),
                             cfg.disclosure.max_attachment_bytes)
     app[keys.DISCLOSURE_CATALOG] = catalog

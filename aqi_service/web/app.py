@@ -25,6 +25,7 @@ from aqi_service.config import Config, StationConfig
 from aqi_service.monitoring.metrics import Metrics
 from aqi_service.storage import db, migrations, runs, stations
 from aqi_service.storage.observations import ensure_partitions
+from aqi_service.storage.retry import retry_on_outage
 from aqi_service.storage.supervisor import supervise
 from aqi_service.web import keys
 from aqi_service.web.admin import setup_admin
@@ -148,12 +149,15 @@ async def _with_pool(app: web.Application, cfg: Config, target: db.Target) -> As
     pool = await db.create_pool(target, cfg, metrics.query_logged if metrics else None)
     supervision: asyncio.Task[None] | None = None
     try:
-        async with pool.acquire() as conn:
-            applied = await migrations.migrate(conn)
-            app[keys.MIGRATION_VERSION] = await migrations.current_version(conn)
-            log.info("database at migration %d (%d applied now)", app[keys.MIGRATION_VERSION],
-                     len(applied))
-            await stations.sync_stations(conn, cfg.stations, app[keys.EXTRA_STATIONS])
+        async def prepare() -> None:
+            async with pool.acquire() as conn:
+                applied = await migrations.migrate(conn)
+                app[keys.MIGRATION_VERSION] = await migrations.current_version(conn)
+                log.info("database at migration %d (%d applied now)",
+                         app[keys.MIGRATION_VERSION], len(applied))
+                await stations.sync_stations(conn, cfg.stations, app[keys.EXTRA_STATIONS])
+
+        await retry_on_outage("migrations and station sync", prepare)
         app[keys.POOL] = pool
         app[keys.DSN] = target.dsn
         if target.embedded is not None:
@@ -215,8 +219,7 @@ def _collector_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[No
 
 def _snapshot_ctx(clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        async with app[keys.POOL].acquire() as conn:
-            await app[keys.SNAPSHOT].refresh(conn, clock())
+        await retry_on_outage("the first /now snapshot", lambda: refresh_snapshot(app, clock))
         yield
     return ctx
 

@@ -14,6 +14,7 @@ from aqi_service.config import Config
 
 if TYPE_CHECKING:
     from aqi_service.collect.collector import Collector  # noqa: F401
+    from aqi_service.collect.health import SingleProbe  # noqa: F401
     from aqi_service.collect.scheduler import Leader, Schedule  # noqa: F401
     from aqi_service.storage.supervisor import EmbeddedSupervisor  # noqa: F401
     from aqi_service.web.snapshot import SnapshotStore  # noqa: F401
@@ -28,6 +29,8 @@ CLIENT = web.AppKey("client", aiohttp.ClientSession)
 SIMULATOR_URL = web.AppKey("simulator_url", str)
 COLLECTOR = web.AppKey("collector", "Collector")
 LEADER = web.AppKey("leader", "Leader")
+MIGRATION_PROBE = web.AppKey("migration_probe", "SingleProbe")
+"""The readiness check's migration probe (one in flight at a time)."""
 SCHEDULE = web.AppKey("schedule", "Schedule")
 SNAPSHOT = web.AppKey("snapshot", "SnapshotStore")
 MIGRATION_VERSION = web.AppKey("migration_version", int)

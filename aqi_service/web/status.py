@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from aqi_service.aqi.schemes import SHANGHAI
-from aqi_service.collect.health import Health
+from aqi_service.collect.health import Health, SingleProbe, migration_version
 from aqi_service.monitoring.stats import RECENT_HOURS, Reading, StationStats
 from aqi_service.storage import migrations
 from aqi_service.web import conditional, keys, templating
@@ -109,14 +109,13 @@ async def readiness(app: web.Application) -> dict[str, Any]:
     reasons: list[str] = []
     expected = migrations.latest_version()
     version = None
+    pool = app[keys.POOL]
     try:
-        async with app[keys.POOL].acquire(timeout=5) as conn:
-            version = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations",
-                                          timeout=5)
+        version = await app[keys.MIGRATION_PROBE].run(lambda: migration_version(pool))
         if version != expected:
             problems.append("migration_mismatch")
             reasons.append(f"database at migration {version}, code expects {expected}")
-    except Exception as exc:  # any failure to reach the database means not ready
+    except Exception as exc:  # any failure to reach the database in time means not ready
         problems.append("database_down")
         reasons.append(f"database unreachable: {type(exc).__name__}")
     store = app.get(keys.SNAPSHOT)
@@ -229,6 +228,7 @@ async def status_page(request: web.Request) -> web.Response:
 def setup_status(app: web.Application) -> None:
     """Register ``/status`` and ``/api/v1/status``."""
     app.router.add_get("/status", status_page)
+    app[keys.MIGRATION_PROBE] = SingleProbe()
     app.router.add_get("/api/v1/status", status_json)
 
 

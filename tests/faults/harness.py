@@ -459,8 +459,15 @@ class World:
             self.service.proc.send_signal(signal.SIGUSR1)
 
     async def wait_idle(self, timeout: float) -> bool:
-        """Wait until no run is ``running`` and the last hour is collected."""
+        """Wait until the paused service says no run is asked for or running (the database
+        cannot tell a run queued in the process, not yet inserted), then until no run is
+        ``running`` in the database."""
         deadline = time.monotonic() + timeout
+        svc = self.service
+        while svc is not None and svc.proc.poll() is None and time.monotonic() < deadline:
+            if b'{"idle": true}' in svc.log.read_bytes():
+                break
+            await asyncio.sleep(0.1)
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError, asyncpg.PostgresError):
                 conn = await asyncpg.connect(self.db_dsn)

@@ -102,10 +102,26 @@ def due_jobs(cfg, previous: datetime, now: datetime) -> list[str]:
     return due
 
 
+IDLE_CHECKS = 6
+"""Consecutive idle readings (0.05 s apart) before the paused runner says it is idle."""
+
+
+def _idle(app: web.Application) -> bool:
+    """No collection asked for or running in this process, and no job due to start one
+    (a job fired just before the pause may not have called the collector yet)."""
+    collector = app.get(keys.COLLECTOR)
+    if collector is not None and collector.pending:
+        return False
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    return not any(job.next_run_time is not None and job.next_run_time <= soon
+                   and job.id != "leader" for job in app[keys.SCHEDULE].scheduler.get_jobs())
+
+
 async def drive(app: web.Application, clock: AcceleratedClock, stop: asyncio.Event,
                 paused: asyncio.Event) -> None:
     """Fire the cron jobs at simulated time (not once ``paused``, so that the end state can
-    be read between runs); speed up the leader check."""
+    be read between runs; once paused and idle, print ``{"idle": true}``); speed up the
+    leader check."""
     cfg = app[keys.CONFIG]
     scheduler = app[keys.SCHEDULE].scheduler
     for job_id in CRON_JOBS:
@@ -113,8 +129,13 @@ async def drive(app: web.Application, clock: AcceleratedClock, stop: asyncio.Eve
             scheduler.reschedule_job(job_id, trigger=IntervalTrigger(days=365))
     scheduler.reschedule_job("leader", trigger=IntervalTrigger(seconds=1))
     previous = clock()
+    quiet = 0
     while not stop.is_set():
         await asyncio.sleep(0.05)
+        if paused.is_set() and quiet < IDLE_CHECKS:
+            quiet = quiet + 1 if _idle(app) else 0
+            if quiet == IDLE_CHECKS:
+                print(json.dumps({"idle": True}), flush=True)
         now = clock()
         for job_id in [] if paused.is_set() else due_jobs(cfg, previous, now):
             job = scheduler.get_job(job_id)

@@ -66,6 +66,8 @@ class Outcome:
     fault_end: float | None = None
     expect: tuple[str, ...] = ()
     """Problems /readyz must report during the fault (empty: no requirement)."""
+    must_see: tuple[str, ...] = ()
+    """Problems /readyz must each report at some point during the fault."""
     detect_s: float | None = None
     recover_s: float | None = None
     errors: list[str] = field(default_factory=list)
@@ -270,6 +272,7 @@ async def loggers_down(world: World, out: Outcome) -> None:
     await _wait_backfilled(world)
     await _at_next_collection(world, -10)
     out.expect = ("collection_failing", "collection_stalled")
+    out.must_see = ("collection_stalled",)
     out.fault_start = time.time()
     world.sim.faults.add("down", until=world.clock() + timedelta(
         seconds=EXPECTED_INTERVAL_S * 1.25 * world.clock.speed))
@@ -434,6 +437,10 @@ def _judge_readiness(world: World, out: Outcome) -> None:
              and s.status == 200]
     if ready:
         out.errors.append(f"/readyz said ready {len(ready)} times while the fault lasted")
+    for code in out.must_see:
+        seen = world.watcher.first(out.fault_start, lambda s, c=code: c in s.problems)
+        if seen is None or seen.t > out.fault_end:
+            out.errors.append(f"/readyz never reported {code} during the fault")
     stalled = world.watcher.first(out.fault_start, lambda s: "collection_stalled" in s.problems)
     if stalled is not None and stalled.t <= out.fault_end:
         gauge = [v for t, v in world.watcher.stalled if stalled.t <= t <= out.fault_end + 1]
