@@ -19,6 +19,7 @@ from aqi_service.storage import disclosure_reads as reads
 from aqi_service.web import charts, errors, keys, templating
 from aqi_service.web import disclosure_api as api
 from aqi_service.web.pages import PageError
+from aqi_service.web.pages import page as every_page
 from aqi_service.web.templating import lang_for
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -86,23 +87,16 @@ def _render(request: web.Request, template: str, context: dict[str, Any],
 
 
 def page(handler: Handler) -> Handler:
-    """Answer a bad filter (400), a ``PageError`` or a database outage (503) with the HTML
-    error page."""
-    async def wrapped(request: web.Request) -> web.StreamResponse:
+    """Answer a bad filter (400) with the HTML error page; a ``PageError`` or a database
+    outage (503) as every page does (``pages.page``)."""
+    async def filtered(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
         except api.BadFilter as exc:
             return errors.html_error(request, 400, f"参数 {exc.name}：{exc.message_zh}。",
                                      f"{exc.name}: {exc.message_en}.")
-        except PageError as exc:
-            return errors.html_error(request, exc.status, exc.message_zh, exc.message_en)
-        except errors.DATABASE_ERRORS as exc:
-            outage = errors.outage_page(request, exc)
-            if outage is None:
-                raise
-            return outage
-    wrapped.__doc__ = handler.__doc__
-    return wrapped
+    filtered.__doc__ = handler.__doc__
+    return every_page(filtered)
 
 
 def _next_href(request: web.Request, cursor: str | None) -> str | None:
