@@ -9,12 +9,13 @@ migrated template, and dropped afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 
 from aqi_service.config import Config, Secret, load_config
 from aqi_service.storage import migrations
@@ -165,3 +167,20 @@ async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
 def with_database_url(cfg: Config, dsn: str) -> Config:
     """``cfg`` using ``dsn``."""
     return replace(cfg, database=replace(cfg.database, url=Secret(dsn)))
+
+
+@pytest.fixture
+def serve_app() -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[str]]:
+    """Serve an aiohttp app on a free loopback port: ``async with serve_app(app) as base``
+    gives its base URL (``http://127.0.0.1:PORT``); the server stops on leaving."""
+    @contextlib.asynccontextmanager
+    async def serve(app: web.Application) -> AsyncIterator[str]:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            host, port = runner.addresses[0][:2]
+            yield f"http://{host}:{port}"
+        finally:
+            await runner.cleanup()
+    return serve

@@ -314,7 +314,7 @@ CNEMC_FEED = [
 
 
 @pytest.fixture
-async def cnemc_feed() -> AsyncIterator[str]:
+async def cnemc_feed(serve_app) -> AsyncIterator[str]:
     """A real local HTTP server answering in CNEMC's JSON field names."""
     async def hourly(request: web.Request) -> web.Response:
         return web.Response(text=json.dumps({"records": CNEMC_FEED}),
@@ -322,15 +322,8 @@ async def cnemc_feed() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/cnemc/{code}", hourly)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}/cnemc/{{code}}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as base:
+        yield f"{base}/cnemc/{{code}}"
 
 
 async def test_http_source_with_the_cnemc_preset(config: Config, pool: asyncpg.Pool, clock,

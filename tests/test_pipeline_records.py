@@ -113,7 +113,7 @@ VENDOR_CODES = {"so2": "SO2", "no2": "NO2", "co": "CO", "o3": "O3", "pm10": "PM1
 
 
 @pytest.fixture
-async def vendor_logger(clock) -> AsyncIterator[str]:
+async def vendor_logger(clock, serve_app) -> AsyncIterator[str]:
     """A vendor's data logger: its own JSON shape, hour-beginning local times, string values."""
     async def hourly(request: web.Request) -> web.Response:
         latest = clock.now.replace(minute=0, second=0, microsecond=0)
@@ -133,15 +133,8 @@ async def vendor_logger(clock) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/api/{code}/hourly", hourly)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}/api/{{code}}/hourly"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as base:
+        yield f"{base}/api/{{code}}/hourly"
 
 
 async def test_http_source_with_a_field_mapping(config: Config, pool: asyncpg.Pool, clock,
