@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from disclosure_support import admin_client  # noqa: F401
 from test_admin_attachments import UPLOAD, _files, _token, cfb, form, jpeg, ooxml, png
 
+from aqi_service.disclosure.seed import pdf_file
 from aqi_service.web import keys
 
 pytestmark = pytest.mark.db
@@ -36,17 +37,7 @@ def pdf(catalog_extra: bytes = b"", extra: list[bytes] = (), trailer_extra: byte
         b"<< /Length %d >>\nstream\n" % len(text) + text + b"\nendstream",
         *extra,
     ]
-    out = bytearray(head)
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R %s>>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, trailer_extra, xref)
-    return bytes(out)
+    return pdf_file(objects, head, trailer_extra)
 
 
 def object_stream(number: int, body: bytes, filters: bytes = b"/Filter /FlateDecode",

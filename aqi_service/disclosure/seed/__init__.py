@@ -68,7 +68,14 @@ def sample_pdf(lines: list[str]) -> bytes:
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
         b"<< /Length %d >>\nstream\n" % len(text) + text.encode() + b"\nendstream",
     ]
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    return pdf_file(objects)
+
+
+def pdf_file(objects: list[bytes], head: bytes = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n",
+             trailer_extra: bytes = b"") -> bytes:
+    """A PDF of ``objects`` numbered from 1, object 1 the catalogue (ISO 32000-1 §7.5:
+    header, objects, cross-reference table, trailer)."""
+    out = bytearray(head)
     offsets = []
     for number, body in enumerate(objects, start=1):
         offsets.append(len(out))
@@ -76,8 +83,8 @@ def sample_pdf(lines: list[str]) -> bytes:
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
+    out += b"trailer\n<< /Size %d /Root 1 0 R %s>>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, trailer_extra, xref)
     return bytes(out)
 
 
