@@ -101,6 +101,8 @@ async def test_schemes_are_published_as_data(client: TestClient) -> None:  # noq
     assert by_id["HJ633-2012"]["default"] and not by_id["HJ633-2012-text"]["default"]
     assert "text" in by_id["HJ633-2012-text"]["description"]
     assert "24 h moving" in by_id["HJ633-2012-text"]["description"]
+    assert "24 小时滑动平均" in by_id["HJ633-2012-text"]["description_zh"]
+    assert "1 小时值" in by_id["HJ633-2012"]["description_zh"]
     s26 = by_id["HJ633-2026"]
     assert s26["columns"]["pm2_5_24h"] == [0, 35, 60, 115, 150, 250, 350, 500]
     assert s26["levels"][2]["color"] == "#FF7E00"

@@ -368,6 +368,25 @@ async def test_methodology_renders_both_schemes_from_their_data(client: TestClie
         assert "2026-03-01 01:00" in body  # the first hour of HJ 633-2026
 
 
+async def test_methodology_describes_every_scheme_and_names_the_one_published(
+        client: TestClient) -> None:  # noqa: F811
+    """Each scheme file's description is on the page, in the page's language, and the page
+    says which of the two HJ 633-2012 readings the service publishes with (by default the
+    national platform's practice, HJ633-2012; the text's reading only on request)."""
+    for lang, key, in_use in (("zh", "description_zh", "发布所用"),
+                              ("en", "description_en", "publishes with it")):
+        body = await get_page(client, "/methodology", params={"lang": lang})
+        used = {}
+        for name in ("HJ633-2012", "HJ633-2012-text", "HJ633-2026"):
+            data = tomllib.loads((SCHEMES / f"{name}.toml").read_text(encoding="utf-8"))
+            section = re.search(rf'<section id="scheme-{name}".*?</section>', body, re.S).group(0)
+            assert text_of(data[key].strip()) in text_of(section), (lang, name)
+            row = re.search(rf'<tr><th scope="row"><a href="#scheme-{name}">.*?</tr>', body,
+                            re.S).group(0)
+            used[name] = in_use in row
+        assert used == {"HJ633-2012": True, "HJ633-2012-text": False, "HJ633-2026": True}
+
+
 async def test_downloads_page_links_and_widget_snippets(client: TestClient) -> None:  # noqa: F811
     body = await get_page(client, "/downloads?lang=en")
     origin = f"http://{client.server.host}:{client.server.port}"

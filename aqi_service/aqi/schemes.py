@@ -117,6 +117,8 @@ class Scheme:
     """The readings (``practice``, ``text``) for which this file is the scheme by time."""
     description_en: str = ""
     """What this scheme is, and how it differs from its sibling reading if it has one."""
+    description_zh: str = ""
+    """The same in Chinese."""
 
     def report(self, name: str) -> tuple[Indicator, ...]:
         """The indicators of report ``name`` (``hourly`` or ``daily``)."""
@@ -200,6 +202,7 @@ class Scheme:
             "variants": list(self.variants),
             "default": DEFAULT_VARIANT in self.variants,
             "description": self.description_en,
+            "description_zh": self.description_zh,
         }
 
 
@@ -278,6 +281,7 @@ def _build(data: dict[str, Any], source: str) -> Scheme:
             levels=levels, sensitive_groups=data.get("sensitive_groups", {}),
             level_texts_source=data.get("level_texts_source", "standard"),
             variants=variants, description_en=data.get("description_en", "").strip(),
+            description_zh=data.get("description_zh", "").strip(),
         )
     except KeyError as exc:
         raise SchemeError(f"{source}: missing key {exc}") from None

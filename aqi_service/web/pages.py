@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from aqi_service.aqi.schemes import (
+    DEFAULT_VARIANT,
     POLLUTANTS,
     SHANGHAI,
     UNITS,
@@ -463,8 +464,10 @@ def _rule_text(ind: Any) -> tuple[str, str]:
     return "超过上限时分指数记为 500（爆表）", "above the top: IAQI 500, beyond the index"
 
 
-def scheme_view(scheme: Scheme) -> dict[str, Any]:
-    """A scheme's breakpoint table, report composition and levels, ready for a template."""
+def scheme_view(scheme: Scheme, variant: str = DEFAULT_VARIANT) -> dict[str, Any]:
+    """A scheme's breakpoint table, report composition and levels, ready for a template;
+    ``in_use`` tells whether the service publishes with it (``variant``: the configured
+    reading of HJ 633-2012)."""
     columns = []
     for name, col in scheme.columns.items():
         pollutant, _, averaging = name.rpartition("_")
@@ -479,13 +482,15 @@ def scheme_view(scheme: Scheme) -> dict[str, Any]:
                        "rule": _rule_text(i)} for i in scheme.report(name)]
                for name in scheme.reports}
     return {"scheme": scheme, "columns": columns, "rows": rows, "reports": reports,
+            "in_use": variant in scheme.variants,
             "levels": [{"level": lv, "ink": charts.text_on(lv.color)} for lv in scheme.levels]}
 
 
 async def methodology(request: web.Request) -> web.StreamResponse:
     """How the AQI is computed; both schemes' breakpoints and levels from the scheme data."""
     return _render(request, "methodology.html", {
-        "schemes": [scheme_view(s) for s in all_schemes()], "units": UNITS,
+        "schemes": [scheme_view(s, request.app[keys.CONFIG].aqi.hourly_2012)
+                    for s in all_schemes()], "units": UNITS,
     }, STATIC_MAX_AGE)
 
 
