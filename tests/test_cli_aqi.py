@@ -209,11 +209,17 @@ WORKED_PRACTICE = [
     pytest.param(S2012P, "hourly", {"pm10": 160, "pm10_24h": 20},
                  result(105, 3, {"pm10": 105}, S2012P, ["pm10"]), id="practice-pm10-160"),
     # §9.4: SO2 1 h 850 -> the 2012 rule, SO2 24 h 300: 100 + 50·150/325 = 123.1 -> 124
-    pytest.param(S2012P, "hourly", {"so2": 850, "so2_24h": 300},
-                 result(124, 3, {"so2": 124}, S2012P, ["so2"]), id="practice-ex4-so2-850"),
+    # (PM2.5 1 h 10 -> 50·10/35 = 14.3 -> 15: as published, no hourly AQI without a PM value)
+    pytest.param(S2012P, "hourly", {"so2": 850, "so2_24h": 300, "pm2_5": 10},
+                 result(124, 3, {"so2": 124, "pm2_5": 15}, S2012P, ["so2"]),
+                 id="practice-ex4-so2-850"),
     # O3 8 h is not indexed: 1 h 180 -> 50 + 50·20/40 = 75 (the text: 8 h 230 -> 165)
-    pytest.param(S2012P, "hourly", {"o3": 180, "o3_8h": 230},
-                 result(75, 2, {"o3": 75}, S2012P, ["o3"]), id="practice-no-o3-8h"),
+    pytest.param(S2012P, "hourly", {"o3": 180, "o3_8h": 230, "pm2_5": 10},
+                 result(75, 2, {"o3": 75, "pm2_5": 15}, S2012P, ["o3"]), id="practice-no-o3-8h"),
+    # Neither PM value: the platform published no hourly AQI from the gases alone
+    pytest.param(S2012P, "hourly", {"so2": 20, "no2": 150, "co": 1.0, "o3": 100},
+                 result(None, None, {"so2": 7, "no2": 75, "co": 10, "o3": 32}, S2012P),
+                 id="practice-no-pm-no-aqi"),
     # no missing-data rule in 2012: published from the pollutants present
     pytest.param(S2012P, "hourly", {"pm2_5": 20},
                  result(29, 1, {"pm2_5": 29}, S2012P), id="practice-missing-available"),

@@ -258,7 +258,7 @@ async def test_first_start_after_upgrading_recomputes_and_records_the_version(
             report = await recompute.on_start(conn, config.city.code, [], "practice")
         assert report is not None and report.result.revisions > 0
         assert "recomputing" in caplog.text
-        assert await recompute.stored_version(conn) == "hourly_2012=practice"
+        assert await recompute.stored_version(conn) == "hourly_2012=practice.2"
         assert await recompute.on_start(conn, config.city.code, [], "practice") is None
         aqi = await conn.fetchval("SELECT aqi FROM station_hourly WHERE station_code = '1067A' "
                                   "AND hour_end = '2026-02-27T16:00Z'")

@@ -34,6 +34,16 @@ def _report(rec) -> str:
     return "\n".join([rec.summary(), *rec.lines(50)])
 
 
+def _check_no_aqi_without_pm(rec) -> int:
+    """Hours with neither 1 h PM value: the platform published no AQI for any of them (the
+    gases alone never made an hourly AQI), and neither does HJ633-2012. Returns how many."""
+    without_pm = [(h, out) for h, out in rec.agree + rec.disagree + rec.unpublished
+                  if {"pm10", "pm2_5"} <= set(h.missing_1h)]
+    assert all(h.aqi is None for h, _ in without_pm), "published with no PM"
+    assert [h for h, out in without_pm if out.get("aqi") is not None] == []
+    return len(without_pm)
+
+
 @pytest.fixture(scope="module")
 def shared_hours() -> list[Hour]:
     assert SHARED is not None
@@ -49,6 +59,8 @@ def test_every_shared_hour_is_reproduced_but_the_known_one(shared_hours):
     assert len(rec.agree) / published >= 0.999, _report(rec)
     assert [h for h, _ in rec.disagree if not _known(h)] == [], _report(rec)
     assert all(out["scheme"] == "HJ633-2012" for _, out in rec.agree)
+    # 147 with some gas measured, 309 with nothing at all.
+    assert _check_no_aqi_without_pm(rec) == 456
 
 
 @needs_shared
@@ -84,6 +96,7 @@ def test_committed_sample_is_reproduced():
     assert len(with_missing) > 1000
     assert {p for h in with_missing for p in h.missing_1h} == {
         "so2", "no2", "co", "o3", "pm10", "pm2_5"}
+    assert _check_no_aqi_without_pm(rec) > 100
 
 
 def test_committed_sample_text_reading_differs():

@@ -240,6 +240,10 @@ def compute_batch(
     aqi = computed.copy()
     if scheme.missing_data == "publish_above_100":
         aqi[any_missing & (computed <= NA_THRESHOLD)] = MISSING
+    required = scheme.requires_any.get(report, ())
+    if required:
+        bits = sum(1 << POLLUTANTS.index(p) for p in required)
+        aqi[(missing & bits) == bits] = MISSING
     aqi[error] = MISSING
     computed[error] = MISSING
     beyond &= ~error

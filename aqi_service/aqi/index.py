@@ -225,6 +225,10 @@ def compute(
             and computed <= NA_THRESHOLD):
         aqi = None
         notes.append("a pollutant is missing and the AQI is not above 100: NA")
+    required = scheme.requires_any.get(report, ())
+    if aqi is not None and required and all(p in missing for p in required):
+        aqi = None
+        notes.append(f"none of {', '.join(required)} has a value: NA")
     level = scheme.level_for(aqi) if aqi is not None else None
     primary: tuple[str, ...] = ()
     if aqi is not None and aqi > PRIMARY_THRESHOLD:

@@ -119,6 +119,9 @@ class Scheme:
     """What this scheme is, and how it differs from its sibling reading if it has one."""
     description_zh: str = ""
     """The same in Chinese."""
+    requires_any: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per report, pollutants of which at least one must have a value for an AQI to be
+    published (HJ 633-2012 as the platform published it: no hourly AQI without PM)."""
 
     def report(self, name: str) -> tuple[Indicator, ...]:
         """The indicators of report ``name`` (``hourly`` or ``daily``)."""
@@ -203,6 +206,7 @@ class Scheme:
             "default": DEFAULT_VARIANT in self.variants,
             "description": self.description_en,
             "description_zh": self.description_zh,
+            "requires_any": {k: list(v) for k, v in self.requires_any.items()},
         }
 
 
@@ -267,6 +271,11 @@ def _build(data: dict[str, Any], source: str) -> Scheme:
         if missing_rule not in ("available", "publish_above_100"):
             raise SchemeError(f"{source}: unknown missing_data rule {missing_rule!r}")
         precision = {p: int(data.get("precision", {}).get(p, 0)) for p in POLLUTANTS}
+        requires_any = {name: tuple(pols) for name, pols in data.get("requires_any", {}).items()}
+        for name, pols in requires_any.items():
+            if name not in reports or not pols or any(p not in POLLUTANTS for p in pols):
+                raise SchemeError(f"{source}: requires_any.{name} must name pollutants of a "
+                                  "report")
         variants = tuple(data.get("variants", VARIANTS))
         if not variants or any(v not in VARIANTS for v in variants):
             raise SchemeError(f"{source}: variants must be among {', '.join(VARIANTS)}")
@@ -281,7 +290,7 @@ def _build(data: dict[str, Any], source: str) -> Scheme:
             levels=levels, sensitive_groups=data.get("sensitive_groups", {}),
             level_texts_source=data.get("level_texts_source", "standard"),
             variants=variants, description_en=data.get("description_en", "").strip(),
-            description_zh=data.get("description_zh", "").strip(),
+            description_zh=data.get("description_zh", "").strip(), requires_any=requires_any,
         )
     except KeyError as exc:
         raise SchemeError(f"{source}: missing key {exc}") from None

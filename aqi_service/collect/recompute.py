@@ -39,16 +39,25 @@ SAMPLE_CHANGES = 10
 """Changes listed by a dry run (the counts cover all of them)."""
 
 
+READINGS = {
+    # .2: no hourly AQI when neither PM value is there, as the platform published.
+    "practice": ("hourly_2012=practice.2",
+                 "methodology: HJ 633-2012 hourly as published by the national platform"),
+    "text": ("hourly_2012=text",
+             "methodology: HJ 633-2012 hourly by the 2012 text's reading"),
+}
+"""Per reading of HJ 633-2012 hourly: the version string the stored records are marked with
+(a new one for every change of what that reading computes) and the public reason."""
+
+
 def methodology_version(variant: str) -> str:
     """The version string of the code's methodology under the configured reading."""
-    return f"hourly_2012={variant}"
+    return READINGS[variant][0]
 
 
 def reason_for(variant: str) -> str:
     """The public reason of a recompute's revisions."""
-    if variant == "practice":
-        return "methodology: HJ 633-2012 hourly as published by the national platform"
-    return "methodology: HJ 633-2012 hourly by the 2012 text's reading"
+    return READINGS[variant][1]
 
 
 @dataclass(slots=True)
