@@ -87,7 +87,7 @@ class PlanCheck:
         out = []
         shown = {c: p for c, p in sorted(self.added.items()) if p}
         if shown:
-            out.append("monitoring plans of the added stations, from the file's '/' cells: "
+            out.append("monitoring plans of the new stations, from the file's '/' cells: "
                        + "; ".join(f"{c} does not monitor {', '.join(p)}"
                                    for c, p in shown.items()))
         for code, (old, new) in sorted(self.changed.items()):
