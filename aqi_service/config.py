@@ -218,6 +218,9 @@ class StationConfig:
     timezone: str = "Asia/Shanghai"
     source: str = "simulator"
     http: HttpSource | None = None
+    not_monitored: tuple[str, ...] = ()
+    """Pollutants the station's monitoring plan does not measure (shown ``/`` on the
+    national platform): neither indexed nor counted as missing in its records."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,6 +412,8 @@ def _station(raw: Any, where: str, errors: _Errors) -> StationConfig | None:
         errors.add(f"{where}.timezone", f"unknown time zone {st.timezone!r}")
     if st.source not in SOURCES:
         errors.add(f"{where}.source", f"{st.source!r} is not one of {', '.join(SOURCES)}")
+    st = dataclasses.replace(st, not_monitored=_monitoring_plan(
+        st.not_monitored, f"{where}.not_monitored", errors))
     http = None
     if st.source == "http":
         spec = dict(http_raw or {})
@@ -436,6 +441,20 @@ def _station(raw: Any, where: str, errors: _Errors) -> StationConfig | None:
         if unknown:
             errors.add(f"{where}.http.fields", f"unknown pollutants {unknown}")
     return dataclasses.replace(st, http=http)
+
+
+def _monitoring_plan(names: tuple[str, ...], where: str, errors: _Errors) -> tuple[str, ...]:
+    """The not-monitored pollutants in ``POLLUTANTS`` order, each a known name, once."""
+    unknown = [n for n in names if n not in POLLUTANTS]
+    if unknown:
+        errors.add(where, f"unknown pollutants {unknown} (known: {', '.join(POLLUTANTS)})")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        errors.add(where, f"pollutants listed twice {repeated}")
+    plan = tuple(p for p in POLLUTANTS if p in names)
+    if len(plan) == len(POLLUTANTS):
+        errors.add(where, "a station must monitor at least one pollutant")
+    return plan
 
 
 def _validate(cfg: Config, errors: _Errors) -> None:

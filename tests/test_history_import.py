@@ -122,17 +122,19 @@ async def test_imported_langfang_hours_come_back_as_published(
 async def test_first_2026_hour_differs_only_where_section_5_3_withholds(
         config: Config, pool: asyncpg.Pool) -> None:
     """The reconciliation of the first HJ 633-2026 hour: every complete record's AQI is
-    reproduced; the disagreements are all hours with a 1 h value missing, which §5.3
-    withholds (METHODOLOGY: the platform published most of them), or not in the monitoring
-    plan (``/``: the pipeline has no per-station monitoring plan yet, METHODOLOGY)."""
+    reproduced, and so is every record whose only gaps are outside the station's monitoring
+    plan (``/``: 4263A, 1957A); the disagreements are all hours with a 1 h value missing,
+    which §5.3 withholds (METHODOLOGY: the platform published most of them)."""
     rows = published(FIRST_2026)
     incomplete = {r["stationcode"] for r in rows if r["aqi"] not in ("", "NA")
-                  and any(r[p] in ("", "NA", "/") for p in POLLUTANTS_1H)}
+                  and any(r[p] in ("", "NA") for p in POLLUTANTS_1H)}
+    not_monitored = {r["stationcode"] for r in rows if any(r[p] == "/" for p in POLLUTANTS_1H)}
+    assert not_monitored == {"4263A", "1957A"} and not not_monitored & incomplete
     async with pool.acquire() as conn:
         report = await _import(conn, config, FIRST_2026, add_stations=True)
     differ = {d["station"] for d in report.disagreements if d["field"] == "aqi"}
     assert report.aqi.derivable - report.aqi.reproduced == len(differ) > 0
-    assert differ <= incomplete  # every complete record: as published
+    assert differ <= incomplete  # every complete record, and every "/" one: as published
     assert report.aqi.reproduced >= report.aqi.derivable - len(incomplete) > 100
 
 

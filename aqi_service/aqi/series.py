@@ -10,7 +10,7 @@ exact. (Values are read at micro-unit resolution; instruments report three decim
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -184,9 +184,12 @@ class Indexed:
 
 def index_records(
     fields: Mapping[str, npt.NDArray[np.float64]], schemes: list[Scheme], report: str,
+    not_monitored: Sequence[frozenset[str]] | None = None,
 ) -> Indexed:
-    """Index flattened records, ``schemes[i]`` being the scheme of record ``i``."""
+    """Index flattened records, ``schemes[i]`` being the scheme of record ``i`` and
+    ``not_monitored[i]`` (if given) the pollutants its station's plan does not measure."""
     size = len(schemes)
+    plans = list(not_monitored) if not_monitored is not None else [frozenset()] * size
     out = Indexed(
         scheme=np.array([s.id for s in schemes], dtype=object),
         aqi=np.full(size, -1, np.int16), computed_aqi=np.full(size, -1, np.int16),
@@ -196,9 +199,13 @@ def index_records(
         has_exceeding=np.zeros(size, bool), missing=np.zeros(size, np.uint8),
         beyond_index=np.zeros(size, bool),
     )
-    for scheme in {id(s): s for s in schemes}.values():
-        mask = np.fromiter((s is scheme for s in schemes), dtype=bool, count=size)
-        res = compute_batch({k: v[mask] for k, v in fields.items()}, scheme, report)
+    groups = {(id(s), plan): (s, plan) for s, plan in zip(schemes, plans, strict=True)}
+    for scheme, plan in groups.values():
+        mask = np.fromiter((s is scheme and p == plan for s, p in zip(schemes, plans,
+                                                                      strict=True)),
+                           dtype=bool, count=size)
+        res = compute_batch({k: v[mask] for k, v in fields.items()}, scheme, report,
+                            not_monitored=plan)
         out.aqi[mask], out.computed_aqi[mask], out.level[mask] = (
             res.aqi, res.computed_aqi, res.level)
         for p, v in res.iaqi.items():

@@ -43,6 +43,7 @@ from aqi_service.aqi.series import (
     station_hours,
 )
 from aqi_service.storage import observations, records
+from aqi_service.storage import stations as station_store
 
 log = logging.getLogger(__name__)
 
@@ -188,19 +189,41 @@ def _result_columns(ix: Indexed) -> list[list[object]]:
     ]
 
 
+def _plans_of(rows_idx: np.ndarray,
+              not_monitored: Sequence[frozenset[str]] | None) -> list[frozenset[str]] | None:
+    """Per record, the not-monitored pollutants of its entity (None: all measured)."""
+    if not_monitored is None or not any(not_monitored):
+        return None
+    return [not_monitored[i] for i in rows_idx.tolist()]
+
+
+async def _apply_plans(conn: asyncpg.Connection, stations: Sequence[str],
+                       m: Matrices) -> list[frozenset[str]]:
+    """The stations' monitoring plans; values of a pollutant a station's plan does not
+    measure are dropped from its matrices (no record, and so no city mean, counts them)."""
+    plans = await station_store.plans(conn, stations)
+    out = [plans[s] for s in stations]
+    for i, plan in enumerate(out):
+        for pol in plan:
+            m.values[pol][i, :] = np.nan
+    return out
+
+
 def _hourly_rows(
     entities: Sequence[str], hours: Sequence[datetime], recs: Records,
     keep: np.ndarray, flags: Mapping[tuple[int, int], Mapping[str, str]] | None,
     extra: list[list[object]] | None = None, variant: str = DEFAULT_VARIANT,
+    not_monitored: Sequence[frozenset[str]] | None = None,
 ) -> list[tuple[object, ...]]:
-    """Rows for a record table from (entities × hours) records where ``keep`` is set."""
+    """Rows for a record table from (entities × hours) records where ``keep`` is set;
+    ``not_monitored[i]``: the pollutants entity ``i``'s plan does not measure."""
     rows_idx, cols_idx = np.nonzero(keep)
     if rows_idx.size == 0:
         return []
     schemes = [scheme_for_hour(h, variant) for h in hours]
     chosen: list[Scheme] = [schemes[j] for j in cols_idx.tolist()]
     fields = {k: v[rows_idx, cols_idx] for k, v in recs.fields.items()}
-    ix = index_records(fields, chosen, "hourly")
+    ix = index_records(fields, chosen, "hourly", _plans_of(rows_idx, not_monitored))
     columns: list[list[object]] = [
         [entities[i] for i in rows_idx.tolist()], [hours[j] for j in cols_idx.tolist()],
         ix.scheme.tolist(),
@@ -218,13 +241,14 @@ def _hourly_rows(
 def _daily_rows(
     entities: Sequence[str], days: Sequence[date], recs: Records, keep: np.ndarray,
     extra: list[list[object]] | None = None, variant: str = DEFAULT_VARIANT,
+    not_monitored: Sequence[frozenset[str]] | None = None,
 ) -> list[tuple[object, ...]]:
     rows_idx, cols_idx = np.nonzero(keep)
     if rows_idx.size == 0:
         return []
     chosen = [scheme_for_day(days[j], variant=variant) for j in cols_idx.tolist()]
     fields = {k: v[rows_idx, cols_idx] for k, v in recs.fields.items()}
-    ix = index_records(fields, chosen, "daily")
+    ix = index_records(fields, chosen, "daily", _plans_of(rows_idx, not_monitored))
     columns: list[list[object]] = [
         [entities[i] for i in rows_idx.tolist()], [days[j] for j in cols_idx.tolist()],
         ix.scheme.tolist(),
@@ -331,6 +355,7 @@ async def _derive_stations(
         m = await read_matrices(conn, stations, first_in, last_out)
     else:
         m = matrices_from_rows(rows, stations, first_in, last_out)
+    plans = await _apply_plans(conn, stations, m)
     recs = station_hours(m.values, CONTEXT_HOURS)
     out_hours = _hours(first_in, last_out)[CONTEXT_HOURS:]
     # Records exist for hours a station reported; per station only from its first change on.
@@ -338,7 +363,8 @@ async def _derive_stations(
     for i, code in enumerate(stations):
         keep[i, :int((min(changed[code]) - out_hours[0]) / HOUR)] = False
     flags = {(i, j - CONTEXT_HOURS): f for (i, j), f in m.flags.items() if j >= CONTEXT_HOURS}
-    rows = _hourly_rows(stations, out_hours, recs, keep, flags, variant=variant)
+    rows = _hourly_rows(stations, out_hours, recs, keep, flags, variant=variant,
+                        not_monitored=plans)
     result.add("station_hourly", await records.write(
         conn, records.STATION_HOURLY, rows, now, reason, run_id))
     days = _complete_days(changed, latest_hour)
@@ -349,7 +375,8 @@ async def _derive_stations(
         await derive_days(conn, stations, days, "", [], now, reason, run_id, result, variant)
         return
     day_recs, has_data = made
-    rows = _daily_rows(stations, days, day_recs, has_data, variant=variant)
+    rows = _daily_rows(stations, days, day_recs, has_data, variant=variant,
+                       not_monitored=plans)
     result.add("station_daily", await records.write(
         conn, records.STATION_DAILY, rows, now, reason, run_id))
 
@@ -444,10 +471,12 @@ async def derive_days(
         first, _ = day_bounds(days[0])
         _, last = day_bounds(days[-1])
         m = await read_matrices(conn, chunk, first, last)
+        plans = await _apply_plans(conn, chunk, m)
         made = _day_records(m, days)
         assert made is not None
         day_recs, has_data = made
-        rows = _daily_rows(chunk, days, day_recs, has_data, variant=variant)
+        rows = _daily_rows(chunk, days, day_recs, has_data, variant=variant,
+                           not_monitored=plans)
         result.add("station_daily", await records.write(
             conn, records.STATION_DAILY, rows, now, reason, run_id))
     if members and set(stations) & set(members):

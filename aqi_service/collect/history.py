@@ -31,6 +31,7 @@ import asyncpg
 
 from aqi_service.aqi.schemes import POLLUTANTS, SHANGHAI
 from aqi_service.collect import derive
+from aqi_service.collect.file_plans import FilePlans, PlanCheck, check_plans, store_plans
 from aqi_service.collect.validate import parse_hourly
 from aqi_service.config import HTTP_PRESETS, HttpSource
 from aqi_service.storage import observations
@@ -104,6 +105,9 @@ class HistoryReport:
     averages: dict[str, Tally] = field(default_factory=lambda: {f: Tally()
                                                                 for f in MOVING_AVERAGES})
     disagreements: list[dict[str, Any]] = field(default_factory=list)
+    file_plans: FilePlans = field(default_factory=FilePlans)
+    """The monitoring plans the file's ``/`` cells show (see ``file_plans``)."""
+    plans: PlanCheck = field(default_factory=PlanCheck)
 
     def add_error(self, line: int, column: str, reason: str) -> None:
         """Count a bad row (the first ERRORS_LISTED are kept)."""
@@ -134,6 +138,7 @@ class HistoryReport:
         if self.added:
             out.append(f"added {len(self.added)} stations (not city members): "
                        + ", ".join(self.added))
+        out.extend(self.plans.lines())
         if self.dry_run:
             out.append("dry run: nothing imported" + (
                 "" if self.error_count or (self.unknown and not self.added)
@@ -293,14 +298,19 @@ async def run_history_import(
     for chunk in _chunks(path, encoding, report, True, None):
         _parse(chunk, report, now)
         for row in chunk:
+            report.file_plans.see(row.station, row.line, row.values)
             if row.station not in known and row.station not in report.unknown:
                 report.unknown[row.station] = _describe(row, report)
+    report.plans = await check_plans(conn, report.file_plans,
+                                     set(report.unknown) if add_stations else set(),
+                                     report.add_error)
     if dry_run or report.error_count or (report.unknown and not add_stations):
         return report
     if report.unknown:
         await station_store.add_imported(
-            conn, [(c, *v) for c, v in sorted(report.unknown.items())])
+            conn, [(c, *v) for c, v in sorted(report.unknown.items())], report.plans.added)
         report.added = sorted(report.unknown)
+    await store_plans(conn, report.plans)
     counted = HistoryReport(str(path))  # the second pass re-counts rows and stations
     for chunk in _chunks(path, encoding, counted, False, progress):
         by_station = _parse(chunk, counted, now)
@@ -411,6 +421,7 @@ def to_json(report: HistoryReport) -> dict[str, Any]:
         "unknown_stations": sorted(report.unknown), "added_stations": report.added,
         "observations": {"inserted": report.inserted, "updated": report.updated},
         "record_revisions": report.revisions,
+        "monitoring_plans": report.plans.to_json(),
         "reconciliation": {"aqi": tally(report.aqi),
                            "moving_averages": tally(report.averages_total()),
                            "by_average": {k: tally(v) for k, v in report.averages.items()},

@@ -11,11 +11,13 @@ import asyncpg
 from aqi_service.aqi.schemes import POLLUTANTS
 
 SELECT_STATIONS = """
-SELECT code, name_zh, name_en, county_zh, county_en, admin_code, lat, lon, timezone, source
+SELECT code, name_zh, name_en, county_zh, county_en, admin_code, lat, lon, timezone, source,
+       not_monitored
 FROM stations WHERE active AND city_member ORDER BY code
 """
 SELECT_STATION = """
-SELECT code, name_zh, name_en, county_zh, county_en, admin_code, lat, lon, timezone, source
+SELECT code, name_zh, name_en, county_zh, county_en, admin_code, lat, lon, timezone, source,
+       not_monitored
 FROM stations WHERE code = $1 AND active
 """
 SELECT_STATION_HOURLY = """

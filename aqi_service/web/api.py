@@ -56,7 +56,7 @@ def _station_json(row: Any) -> dict[str, Any]:
         "name_zh": row["name_zh"], "name_en": row["name_en"],
         "county_zh": row["county_zh"], "county_en": row["county_en"],
         "admin_code": row["admin_code"], "lat": row["lat"], "lon": row["lon"],
-        "timezone": row["timezone"],
+        "timezone": row["timezone"], "not_monitored": list(row["not_monitored"]),
     }
 
 
@@ -91,15 +91,23 @@ async def station(request: web.Request) -> web.Response:
     return conditional.json_response(request, item, _next_publication(request))
 
 
-async def _hourly(request: web.Request, code: str, city: bool) -> web.Response:
+def _series_head(code: str, station: Any) -> dict[str, Any]:
+    """A series' subject: the city's code, or the station's with its monitoring plan (the
+    records were derived with it)."""
+    if station is None:
+        return {"area_code": code}
+    return {"station_code": code, "not_monitored": list(station["not_monitored"])}
+
+
+async def _hourly(request: web.Request, code: str, station: Any = None) -> web.Response:
     now_ = request.app[keys.CLOCK]()
     last = params.time_param(request, "to", now_)
     first = params.time_param(request, "from", last - timedelta(hours=24))
     params.check_range("from", first, last, MAX_HOURLY_RANGE, "hourly records")
     async with request.app[keys.POOL].acquire() as conn:
-        rows = await reads.hourly(conn, code, first, last, city=city)
+        rows = await reads.hourly(conn, code, first, last, city=station is None)
     data = {
-        ("area_code" if city else "station_code"): code,
+        **_series_head(code, station),
         "from": first.astimezone(SHANGHAI).isoformat(),
         "to": last.astimezone(SHANGHAI).isoformat(),
         "time_convention": "hour-ending; times in Asia/Shanghai (UTC+8)",
@@ -109,15 +117,15 @@ async def _hourly(request: web.Request, code: str, city: bool) -> web.Response:
     return conditional.json_response(request, data, _next_publication(request))
 
 
-async def _daily(request: web.Request, code: str, city: bool) -> web.Response:
+async def _daily(request: web.Request, code: str, station: Any = None) -> web.Response:
     today = request.app[keys.CLOCK]().astimezone(SHANGHAI).date()
     last = params.date_param(request, "to", today)
     first = params.date_param(request, "from", last - timedelta(days=30))
     params.check_range("from", first, last, MAX_DAILY_RANGE, "daily records")
     async with request.app[keys.POOL].acquire() as conn:
-        rows = await reads.daily(conn, code, first, last, city=city)
+        rows = await reads.daily(conn, code, first, last, city=station is None)
     data = {
-        ("area_code" if city else "station_code"): code,
+        **_series_head(code, station),
         "from": first.isoformat(), "to": last.isoformat(),
         "day_convention": "natural day in Asia/Shanghai (hours 01:00-24:00, hour-ending)",
         "count": len(rows),
@@ -130,24 +138,24 @@ async def station_hourly(request: web.Request) -> web.Response:
     """A station's hourly records over ``from``…``to`` (default: the last 24 h)."""
     async with request.app[keys.POOL].acquire() as conn:
         row = await _known_station(request, conn)
-    return await _hourly(request, row["code"], city=False)
+    return await _hourly(request, row["code"], row)
 
 
 async def station_daily(request: web.Request) -> web.Response:
     """A station's daily records over ``from``…``to`` (dates; default: the last 30 days)."""
     async with request.app[keys.POOL].acquire() as conn:
         row = await _known_station(request, conn)
-    return await _daily(request, row["code"], city=False)
+    return await _daily(request, row["code"], row)
 
 
 async def city_hourly(request: web.Request) -> web.Response:
     """The city's hourly records (pollutant means over its stations, AQI of the means)."""
-    return await _hourly(request, request.app[keys.CONFIG].city.code, city=True)
+    return await _hourly(request, request.app[keys.CONFIG].city.code)
 
 
 async def city_daily(request: web.Request) -> web.Response:
     """The city's daily records."""
-    return await _daily(request, request.app[keys.CONFIG].city.code, city=True)
+    return await _daily(request, request.app[keys.CONFIG].city.code)
 
 
 async def schemes(request: web.Request) -> web.Response:

@@ -24,6 +24,10 @@ _FIELDS_HOURLY = ("so2", "so2_24h", "no2", "no2_24h", "co", "co_24h", "o3", "o3_
 _FIELDS_DAILY = ("so2_24h", "no2_24h", "co_24h", "pm10_24h", "pm2_5_24h", "o3_24h",
                  "o3_8h_24h")
 
+_PLAN = {**_NAMES, "uniqueItems": True, "description":
+         "Pollutants the station's monitoring plan does not measure (`/` on the national "
+         "platform): neither indexed nor missing in its records (a station's series only)."}
+
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -55,13 +59,15 @@ SCHEMAS: dict[str, Any] = {
     },
     "Station": {
         "type": "object",
-        "required": ["station_code", "position_name", "name_zh", "name_en", "lat", "lon"],
+        "required": ["station_code", "position_name", "name_zh", "name_en", "lat", "lon",
+                     "not_monitored"],
         "properties": {
             "station_code": {"type": "string"}, "position_name": {"type": "string"},
             "name_zh": {"type": "string"}, "name_en": {"type": "string"},
             "county_zh": {"type": "string"}, "county_en": {"type": "string"},
             "admin_code": {"type": "string"}, "lat": {"type": "number"},
             "lon": {"type": "number"}, "timezone": {"type": "string"},
+            "not_monitored": _PLAN,
         },
     },
     "HourlyRecord": {
@@ -103,14 +109,14 @@ SCHEMAS: dict[str, Any] = {
     "HourlySeries": {
         "type": "object", "required": ["from", "to", "count", "records"],
         "properties": {"from": {"type": "string"}, "to": {"type": "string"},
-                       "count": {"type": "integer"},
+                       "count": {"type": "integer"}, "not_monitored": _PLAN,
                        "records": {"type": "array", "items": _ref("HourlyRecord")}},
     },
     "DailySeries": {
         "type": "object", "required": ["from", "to", "count", "records"],
         "properties": {"from": {"type": "string", "format": "date"},
                        "to": {"type": "string", "format": "date"},
-                       "count": {"type": "integer"},
+                       "count": {"type": "integer"}, "not_monitored": _PLAN,
                        "records": {"type": "array", "items": _ref("DailyRecord")}},
     },
     "Rankings": {

@@ -30,7 +30,7 @@ MAINTENANCE_FLAGS = {"M", "C"}
 
 SELECT_LATEST = """
 SELECT s.code, s.name_zh, s.name_en, s.county_zh, s.county_en, s.admin_code, s.lat, s.lon,
-       h.*
+       s.not_monitored, h.*
 FROM stations s
 LEFT JOIN LATERAL (
     SELECT * FROM station_hourly sh WHERE sh.station_code = s.code
@@ -170,6 +170,7 @@ class SnapshotStore:
                 "name_zh": r["name_zh"], "name_en": r["name_en"],
                 "county_zh": r["county_zh"], "county_en": r["county_en"],
                 "admin_code": r["admin_code"], "lat": r["lat"], "lon": r["lon"],
+                "not_monitored": list(r["not_monitored"]),
             }
             if r["hour_end"] is not None:
                 item.update(record_json(r))
