@@ -23,7 +23,7 @@ import csv
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,16 @@ CNEMC_HEADER = (
 FORMATS = ("cnemc",)
 MOVING_AVERAGES = ("so2_24h", "no2_24h", "co_24h", "o3_24h", "o3_8h", "o3_8h_24h",
                    "pm10_24h", "pm2_5_24h")
-"""The published averages the reconciliation compares (CNEMC names, as stored)."""
+"""The published averages of the layout (CNEMC names), each a number, NA or ``/``."""
+COMPARED = {"so2_24h": "so2_24h", "no2_24h": "no2_24h", "co_24h": "co_24h",
+            "pm10_24h": "pm10_24h", "pm2_5_24h": "pm2_5_24h", "o3_8h_24h": "o3_8h"}
+"""The published averages the reconciliation compares: file column → the stored field of the
+same meaning. The archive defines its O3 columns (HeQinWill/CNEMC's README): ``o3_8h_24h`` is
+the 8 h moving mean within the natural day (08:00 to 24:00), stored as ``o3_8h``; ``o3_8h``
+is the largest 8 h mean of the natural day so far and ``o3_24h`` the 1 h value (equal to
+``o3`` in the 2026 files), which no stored field holds."""
+WINDOW_HOURS = {name: 8 if name == "o3_8h_24h" else 24 for name in COMPARED}
+"""Hours of 1 h values behind each compared average."""
 MISSING = ("NA", "", "—", "-", "/")
 CHUNK_ROWS = 20_000
 """File rows per chunk (about 6 observations each)."""
@@ -103,7 +112,7 @@ class HistoryReport:
     revisions: int = 0
     aqi: Tally = field(default_factory=Tally)
     averages: dict[str, Tally] = field(default_factory=lambda: {f: Tally()
-                                                                for f in MOVING_AVERAGES})
+                                                                for f in COMPARED})
     disagreements: list[dict[str, Any]] = field(default_factory=list)
     file_plans: FilePlans = field(default_factory=FilePlans)
     """The monitoring plans the file's ``/`` cells show (see ``file_plans``)."""
@@ -359,41 +368,54 @@ SELECT_RECORDS = """
 SELECT station_code, hour_end, aqi, {fields} FROM station_hourly
 WHERE station_code = ANY($1::text[]) AND hour_end >= $2 AND hour_end <= $3
 """
+SELECT_HOURS = """
+SELECT DISTINCT station_code, hour_end FROM observations
+WHERE station_code = ANY($1::text[]) AND hour_end >= $2 AND hour_end <= $3
+"""
 
 
 async def _reconcile(conn: asyncpg.Connection, chunk: Sequence[_Row],
                      report: HistoryReport) -> None:
     """Compare the chunk's published AQIs and averages with the derived records, at the
-    precision the service publishes them (``/api/v1/stations/{code}/hourly``)."""
+    precision the service publishes them (``/api/v1/stations/{code}/hourly``). An average is
+    compared only where the store holds every hour of its window (a row of this file or a
+    stored observation): a window reaching before the stored hours has fewer hours than the
+    published one, so its value, even when valid, is not the published one's."""
     from aqi_service.web.snapshot import present
 
     if not chunk:
         return
     first = min(r.hour for r in chunk)
     last = max(r.hour for r in chunk)
+    codes = sorted({r.station for r in chunk})
     stored = {(r["station_code"], r["hour_end"]): r for r in await conn.fetch(
-        SELECT_RECORDS.format(fields=", ".join(MOVING_AVERAGES)),
-        sorted({r.station for r in chunk}), first, last)}
+        SELECT_RECORDS.format(fields=", ".join(COMPARED.values())), codes, first, last)}
+    known = {(r["station_code"], r["hour_end"]) for r in await conn.fetch(
+        SELECT_HOURS, codes, first - timedelta(hours=max(WINDOW_HOURS.values())), last)}
+    known |= {(r.station, r.hour) for r in chunk}
     for row in chunk:
         rec = stored.get((row.station, row.hour))
         published = row.values["aqi"]
         if published not in MISSING:
             derived = rec["aqi"] if rec else None
             _tally(report, report.aqi, row, "aqi", int(published), derived)
-        for name in MOVING_AVERAGES:
+        for name, stored_as in COMPARED.items():
             text = row.values[name]
             if text in MISSING:
                 continue
             value = present(name, float(text)) if name.startswith("co") else int(
                 float(text))
-            derived = present(name, rec[name]) if rec and rec[name] is not None else None
+            whole = all((row.station, row.hour - timedelta(hours=k)) in known
+                        for k in range(WINDOW_HOURS[name]))
+            derived = (present(stored_as, rec[stored_as])
+                       if whole and rec and rec[stored_as] is not None else None)
             _tally(report, report.averages[name], row, name, value, derived)
 
 
 def _tally(report: HistoryReport, tally: Tally, row: _Row, name: str, published: Any,
            derived: Any) -> None:
-    """Count one published value. An average the store cannot derive yet (its window's
-    hours are not stored) is left out; an AQI needs no history, so a withheld one counts
+    """Count one published value. An average the store cannot derive (its window's hours
+    are not all stored) is left out; an AQI needs no history, so a withheld one counts
     as a disagreement."""
     tally.published += 1
     if derived is None and name != "aqi":
