@@ -40,7 +40,7 @@ pytestmark = pytest.mark.db
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data" / "cnemc"
 LANGFANG = DATA / "langfang_2026-02-28_2026-03-01.csv"
-LANGFANG_DAYS = DATA / "langfang_2026-02-27_2026-03-01.csv"
+LANGFANG_DAYS = DATA / "langfang_2026-02-27_2026-03-02.csv"
 LAST_2012 = DATA / "2026-03-01T00.csv"
 FIRST_2026 = DATA / "2026-03-01T01.csv"
 NOW = datetime(2026, 11, 20, 2, 20, tzinfo=UTC)
