@@ -11,7 +11,7 @@ Sources (every value is as published; nothing here comes from the service):
   CNEMC's hourly archive files across the switch to HJ 633-2026 (repository HeQinWill/CNEMC,
   see the README beside them);
 - ``tests/data/cnemc/langfang_2026-02-27_2026-03-02.csv``: Langfang's four national stations,
-  44 hours each across the switch, from the same archive.
+  every hour of 2026-02-27 … 2026-03-02 (96 each) across the switch, from the same archive.
 
 Run ``python tests/cnemc_published.py`` for the figures: for each scheme, how many published
 AQIs and primary pollutants the CLI reproduces from the whole records (natural keys).
@@ -223,7 +223,7 @@ def main(argv: list[str]) -> int:
         sets.insert(0, (f"shared {directory}", load_shared(directory), None))
     sets.append(("CNEMC archive 2026-03-01 00:00 and 01:00",
                  [h for p in ARCHIVE_2026 for h in load_archive_csv(p)], archive_line))
-    sets.append(("Langfang's national stations 2026-02-27 … 2026-03-01",
+    sets.append(("Langfang's national stations 2026-02-27 … 2026-03-02",
                  load_archive_csv(LANGFANG_DAYS), archive_line))
     for title, hours, lines in sets:
         print(f"== {title}: {len(hours)} station-hours")
