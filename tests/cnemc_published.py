@@ -10,8 +10,8 @@ Sources (every value is as published; nothing here comes from the service):
 - ``tests/data/cnemc/2026-03-01T00.csv`` and ``T01.csv``: the first rows, as published, of
   CNEMC's hourly archive files across the switch to HJ 633-2026 (repository HeQinWill/CNEMC,
   see the README beside them);
-- ``tests/data/cnemc/langfang_2026-02-27_2026-03-01.csv``: Langfang's four national stations,
-  44 hours each across the switch, from the same archive.
+- ``tests/data/cnemc/langfang_2026-02-27_2026-03-02.csv``: Langfang's four national stations,
+  every hour of 2026-02-27 … 2026-03-02 (96 each) across the switch, from the same archive.
 
 Run ``python tests/cnemc_published.py`` for the figures: for each scheme, how many published
 AQIs and primary pollutants the CLI reproduces from the whole records (natural keys).
@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE / "data" / "cnemc"
 SAMPLE = DATA / "published_2017_2019_sample.csv"
 ARCHIVE_2026 = (DATA / "2026-03-01T00.csv", DATA / "2026-03-01T01.csv")
-LANGFANG_DAYS = DATA / "langfang_2026-02-27_2026-03-01.csv"
+LANGFANG_DAYS = DATA / "langfang_2026-02-27_2026-03-02.csv"
 HOURLY_FILES = ("cnemc_geoinsights.jsonl", "cnemc_eddycy.jsonl", "pm25in_ligl.jsonl")
 
 NATURAL = ("pm10", "pm10_24h", "pm2_5", "pm2_5_24h", "o3", "o3_24h", "o3_8h", "o3_8h_24h",
@@ -223,7 +223,7 @@ def main(argv: list[str]) -> int:
         sets.insert(0, (f"shared {directory}", load_shared(directory), None))
     sets.append(("CNEMC archive 2026-03-01 00:00 and 01:00",
                  [h for p in ARCHIVE_2026 for h in load_archive_csv(p)], archive_line))
-    sets.append(("Langfang's national stations 2026-02-27 … 2026-03-01",
+    sets.append(("Langfang's national stations 2026-02-27 … 2026-03-02",
                  load_archive_csv(LANGFANG_DAYS), archive_line))
     for title, hours, lines in sets:
         print(f"== {title}: {len(hours)} station-hours")
