@@ -248,6 +248,10 @@ async def test_consecutive_langfang_days_across_the_switch(
     assert {k: v[1] for k, v in averages.items()} == comparable
     assert total[1] >= 1000 and total[0] >= 0.99 * total[1]
     assert all(v[0] == v[1] for v in short.values())  # GB 3095: no 24 h mean from < 20 hours
+    # The command's own reconciliation compares the same windows (every 1 h value there).
+    assert {k: t.derivable for k, t in report.averages.items()} == comparable
+    assert report.averages_total().gappy == sum(v[1] for v in (*gaps.values(),
+                                                               *short.values()))
 
 
 async def test_first_2026_hour_differs_only_where_section_5_3_withholds(
@@ -510,7 +514,8 @@ async def test_the_commands_in_real_processes(db_dsn: str, pool: asyncpg.Pool) -
                 "--add-stations", "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)["reconciliation"]
-    assert report["aqi"] == {"published": 44, "derivable": 44, "reproduced": 44}
+    assert report["aqi"] == {"published": 44, "derivable": 44, "reproduced": 44,
+                             "gappy_windows": 0, "gappy_reproduced": 0}
     dry = _cli(db_dsn, "recompute", "--from", "2026-02-28", "--to", "2026-02-28",
                "--dry-run", AQI_AQI_HOURLY_2012="text")
     assert dry.returncode == 0 and "would change" in dry.stdout, dry.stdout + dry.stderr

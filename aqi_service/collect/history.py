@@ -87,6 +87,11 @@ class Tally:
     derived record has a value (an average needs the hours before it stored: the first
     hours of a file have none)."""
     reproduced: int = 0
+    gappy: int = 0
+    """Averages compared apart: their window lacks a valid 1 h value of the pollutant in
+    the file and the store, so the published one may average values the file does not show
+    (the platform's own data); counted here, not in ``derivable``."""
+    gappy_reproduced: int = 0
 
     def share(self) -> float | None:
         """Reproduced among the derivable (None: nothing to compare)."""
@@ -131,6 +136,8 @@ class HistoryReport:
             total.published += t.published
             total.derivable += t.derivable
             total.reproduced += t.reproduced
+            total.gappy += t.gappy
+            total.gappy_reproduced += t.gappy_reproduced
         return total
 
     def lines(self) -> list[str]:
@@ -161,10 +168,13 @@ class HistoryReport:
         out.append("reconciliation with the published values in the file:")
         out.append(f"  AQI: {_fmt(self.aqi)}")
         total = self.averages_total()
-        out.append(f"  moving averages: {_fmt(total)}")
+        out.append(f"  moving averages, windows with every 1 h value: {_fmt(total)}")
         for name, t in self.averages.items():
             if t.published:
                 out.append(f"    {name}: {_fmt(t)}")
+        if total.gappy:
+            out.append(f"  moving averages, windows missing a 1 h value the platform may hold: "
+                       f"{total.gappy_reproduced} of {total.gappy} reproduced")
         if self.disagreements:
             out.append("  first disagreements (line, station, hour, field: published / "
                        "derived):")
@@ -178,7 +188,7 @@ def _fmt(t: Tally) -> str:
     share = t.share()
     pct = "—" if share is None else f"{100 * share:.2f} %"
     return (f"{t.reproduced} of {t.derivable} reproduced ({pct}); {t.published} published, "
-            f"{t.published - t.derivable} without a derived value")
+            f"{t.published - t.derivable - t.gappy} without a derived value")
 
 
 @dataclass(slots=True)
@@ -369,7 +379,7 @@ SELECT station_code, hour_end, aqi, {fields} FROM station_hourly
 WHERE station_code = ANY($1::text[]) AND hour_end >= $2 AND hour_end <= $3
 """
 SELECT_HOURS = """
-SELECT DISTINCT station_code, hour_end FROM observations
+SELECT station_code, pollutant, hour_end, valid FROM observations
 WHERE station_code = ANY($1::text[]) AND hour_end >= $2 AND hour_end <= $3
 """
 
@@ -390,9 +400,11 @@ async def _reconcile(conn: asyncpg.Connection, chunk: Sequence[_Row],
     codes = sorted({r.station for r in chunk})
     stored = {(r["station_code"], r["hour_end"]): r for r in await conn.fetch(
         SELECT_RECORDS.format(fields=", ".join(COMPARED.values())), codes, first, last)}
-    known = {(r["station_code"], r["hour_end"]) for r in await conn.fetch(
-        SELECT_HOURS, codes, first - timedelta(hours=max(WINDOW_HOURS.values())), last)}
+    hours = await conn.fetch(
+        SELECT_HOURS, codes, first - timedelta(hours=max(WINDOW_HOURS.values())), last)
+    known = {(r["station_code"], r["hour_end"]) for r in hours}
     known |= {(r.station, r.hour) for r in chunk}
+    valid = {(r["station_code"], r["pollutant"], r["hour_end"]) for r in hours if r["valid"]}
     for row in chunk:
         rec = stored.get((row.station, row.hour))
         published = row.values["aqi"]
@@ -405,10 +417,17 @@ async def _reconcile(conn: asyncpg.Connection, chunk: Sequence[_Row],
                 continue
             value = present(name, float(text)) if name.startswith("co") else int(
                 float(text))
-            whole = all((row.station, row.hour - timedelta(hours=k)) in known
-                        for k in range(WINDOW_HOURS[name]))
+            window = [row.hour - timedelta(hours=k) for k in range(WINDOW_HOURS[name])]
+            whole = all((row.station, h) in known for h in window)
             derived = (present(stored_as, rec[stored_as])
                        if whole and rec and rec[stored_as] is not None else None)
+            pollutant = name.split("_")[0] if not name.startswith("pm2_5") else "pm2_5"
+            if whole and not all((row.station, pollutant, h) in valid for h in window):
+                tally = report.averages[name]
+                tally.published += 1
+                tally.gappy += 1
+                tally.gappy_reproduced += derived == value
+                continue
             _tally(report, report.averages[name], row, name, value, derived)
 
 
@@ -434,7 +453,8 @@ def to_json(report: HistoryReport) -> dict[str, Any]:
     """The report as plain data (``--json``)."""
     def tally(t: Tally) -> dict[str, Any]:
         return {"published": t.published, "derivable": t.derivable,
-                "reproduced": t.reproduced}
+                "reproduced": t.reproduced, "gappy_windows": t.gappy,
+                "gappy_reproduced": t.gappy_reproduced}
     return {
         "file": report.file, "rows": report.rows, "stations": sorted(report.stations),
         "dry_run": report.dry_run, "imported": report.imported,
