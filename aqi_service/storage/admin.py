@@ -8,7 +8,8 @@ from typing import Any
 
 import asyncpg
 
-from aqi_service.disclosure.serialize import decode_cursor, encode_cursor, jsonable
+from aqi_service.disclosure.serialize import jsonable
+from aqi_service.storage.cursors import after, clamp, page
 
 INSERT_TOKEN = """
 INSERT INTO admin_tokens (key_id, name, token_hash, scopes, created_by, expires_at)
@@ -100,9 +101,7 @@ async def list_audit(
     limit: int = 100,
 ) -> tuple[list[asyncpg.Record], str | None]:
     """Audit entries, newest first."""
-    before = decode_cursor(cursor, (int,))[0] if cursor else None
-    limit = max(1, min(limit, 500))
-    rows = await conn.fetch(LIST_AUDIT, entity, entity_id, actor, since, before, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1]["id"]) if more else None)
+    before = after("audit", cursor, (int,))
+    limit = clamp(limit, 500)
+    rows = await conn.fetch(LIST_AUDIT, entity, entity_id, actor, since, *before, limit + 1)
+    return page(rows, limit, "audit", ("id",))

@@ -13,7 +13,7 @@ audit entry goes in the same one). Readers used by the public side:
   :func:`get_eia_project`, :func:`eia_stages_of`; :func:`list_monitoring_results`;
   :func:`get_attachment`.
 
-Lists return ``(rows, next_cursor)``; the cursor is opaque (``serialize.encode_cursor``).
+Lists return ``(rows, next_cursor)``; the cursor is opaque and signed (``storage.cursors``).
 """
 
 from __future__ import annotations
@@ -37,9 +37,8 @@ from aqi_service.disclosure.models import (
     PenaltyIn,
     Vocabulary,
 )
-from aqi_service.disclosure.serialize import decode_cursor, encode_cursor
-
-MAX_PAGE = 200
+from aqi_service.storage.cursors import MAX_PAGE as MAX_PAGE
+from aqi_service.storage.cursors import after, clamp, page
 
 # -- catalogue -----------------------------------------------------------------------------
 
@@ -281,13 +280,11 @@ async def list_enterprises(
     cursor: str | None = None, limit: int = 50,
 ) -> tuple[list[asyncpg.Record], str | None]:
     """Enterprises in id order, filtered; ``q`` searches names, codes, industry, address."""
-    after = decode_cursor(cursor, (int,))[0] if cursor else None
-    limit = max(1, min(limit, MAX_PAGE))
+    key = after("admin enterprises", cursor, (int,))
+    limit = clamp(limit)
     rows = await conn.fetch(LIST_ENTERPRISES, county, control_level, key_list_year,
-                            q or None, sample, after, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1]["id"]) if more else None)
+                            q or None, sample, *key, limit + 1)
+    return page(rows, limit, "admin enterprises", ("id",))
 
 
 async def outlets_of(conn: asyncpg.Connection, enterprise_id: int) -> list[asyncpg.Record]:
@@ -592,18 +589,12 @@ async def list_records(
     cursor: str | None = None, limit: int = 20,
 ) -> tuple[list[asyncpg.Record], str | None]:
     """Records newest first (retracted ones included unless ``statuses`` leaves them out)."""
-    before_at, before_id = decode_cursor(cursor, (datetime, int)) if cursor else (None, None)
-    limit = max(1, min(limit, MAX_PAGE))
+    before = after("records", cursor, (datetime, int))
+    limit = clamp(limit)
     rows = await conn.fetch(LIST_RECORDS, category, subitem, credit_code, county,
                             list(statuses) if statuses else None, published_from,
-                            published_before, sample, before_at, before_id, limit + 1)
-    return _page(rows, limit)
-
-
-def _page(rows: list[asyncpg.Record], limit: int) -> tuple[list[asyncpg.Record], str | None]:
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1]["published_at"], rows[-1]["id"]) if more else None)
+                            published_before, sample, *before, limit + 1)
+    return page(rows, limit, "records", ("published_at", "id"))
 
 
 async def search_records(
@@ -612,11 +603,11 @@ async def search_records(
     include_retracted: bool = True, cursor: str | None = None, limit: int = 20,
 ) -> tuple[list[asyncpg.Record], str | None]:
     """Records containing every term of ``q`` (Chinese by character bigrams), newest first."""
-    before_at, before_id = decode_cursor(cursor, (datetime, int)) if cursor else (None, None)
-    limit = max(1, min(limit, MAX_PAGE))
+    before = after("records", cursor, (datetime, int))
+    limit = clamp(limit)
     rows = await conn.fetch(SEARCH_RECORDS, q, category, subitem, enterprise_id, county,
-                            include_retracted, before_at, before_id, limit + 1)
-    return _page(rows, limit)
+                            include_retracted, *before, limit + 1)
+    return page(rows, limit, "records", ("published_at", "id"))
 
 
 async def record_stats(conn: asyncpg.Connection, *, published_from: datetime | None = None,
@@ -720,14 +711,12 @@ async def list_penalties(
     cursor: str | None = None, limit: int = 20,
 ) -> tuple[list[asyncpg.Record], str | None]:
     """Penalties, latest decision first."""
-    before_day, before_id = decode_cursor(cursor, (date, int)) if cursor else (None, None)
-    limit = max(1, min(limit, MAX_PAGE))
+    before = after("penalties", cursor, (date, int))
+    limit = clamp(limit)
     rows = await conn.fetch(LIST_PENALTIES, credit_code, county, enforcement_status,
-                            decided_from, decided_until, q or None, sample, before_day,
-                            before_id, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1]["decision_date"], rows[-1]["id"]) if more else None)
+                            decided_from, decided_until, q or None, sample, *before,
+                            limit + 1)
+    return page(rows, limit, "penalties", ("decision_date", "id"))
 
 
 # -- EIA projects and stages ---------------------------------------------------------------
@@ -839,12 +828,10 @@ async def list_eia_projects(
     limit: int = 20,
 ) -> tuple[list[asyncpg.Record], str | None]:
     """EIA projects, newest first; ``stage``: those that reached it."""
-    before = decode_cursor(cursor, (int,))[0] if cursor else None
-    limit = max(1, min(limit, MAX_PAGE))
-    rows = await conn.fetch(LIST_EIA, county, stage, q or None, sample, before, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1]["id"]) if more else None)
+    before = after("eia", cursor, (int,))
+    limit = clamp(limit)
+    rows = await conn.fetch(LIST_EIA, county, stage, q or None, sample, *before, limit + 1)
+    return page(rows, limit, "eia", ("id",))
 
 
 # -- monitoring results --------------------------------------------------------------------
@@ -955,11 +942,8 @@ async def list_monitoring_results(
     sample: bool | None = None, cursor: str | None = None, limit: int = 50,
 ) -> tuple[list[asyncpg.Record], str | None]:
     """Monitoring results, newest first; ``compliant=False`` lists exceedances."""
-    before_at, before_id = decode_cursor(cursor, (datetime, int)) if cursor else (None, None)
-    limit = max(1, min(limit, MAX_PAGE))
+    before = after("monitoring", cursor, (datetime, int))
+    limit = clamp(limit)
     rows = await conn.fetch(LIST_MONITORING, credit_code, outlet, parameter, source, compliant,
-                            measured_from, measured_before, sample, before_at, before_id,
-                            limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1]["measured_at"], rows[-1]["id"]) if more else None)
+                            measured_from, measured_before, sample, *before, limit + 1)
+    return page(rows, limit, "monitoring", ("measured_at", "id"))

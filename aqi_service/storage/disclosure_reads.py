@@ -6,91 +6,22 @@ publication (newest first) and id; penalties by decision date and id; EIA projec
 (newest first). Filters are ``($n IS NULL OR …)`` and free text goes through the schema's
 search support (character bigrams in a GIN index, confirmed by substring), so Chinese text
 is found by any two characters in a word. Named SQL with ``$n`` parameters only.
-
-Cursors are opaque: the sort key of the last row as JSON, base64url, and a check value
-that also names the list, so that an altered cursor, or one of another list, is refused
-(:class:`~aqi_service.errors.InputError`) rather than silently paging from somewhere else.
-The check is not a secret: a cursor grants nothing a request could not ask for directly.
+Cursors are opaque and signed (:mod:`aqi_service.storage.cursors`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
 
 import asyncpg
 
-from aqi_service.errors import InputError
+from aqi_service.storage.cursors import CURSOR_MAX_CHARS as CURSOR_MAX_CHARS
+from aqi_service.storage.cursors import MAX_PAGE as MAX_PAGE
+from aqi_service.storage.cursors import after, clamp, page
 
-MAX_PAGE = 200
-CURSOR_MAX_CHARS = 600
 EARTH_RADIUS_KM = 6371.0088
 """Mean Earth radius (IUGG), for great-circle distances by the haversine formula."""
-
-# -- cursors -------------------------------------------------------------------------------
-
-
-def _check(kind: str, payload: bytes) -> str:
-    return hashlib.sha256(b"aqi-service cursor\0" + kind.encode() + b"\0" + payload
-                          ).hexdigest()[:12]
-
-
-def encode_cursor(kind: str, *key: datetime | date | int | str) -> str:
-    """An opaque cursor of list ``kind`` after the row with sort key ``key``."""
-    payload = json.dumps([k.isoformat() if isinstance(k, date | datetime) else k for k in key],
-                         ensure_ascii=False, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + _check(kind, payload)
-
-
-def decode_cursor(kind: str, cursor: str, types: Sequence[type]) -> tuple[Any, ...]:
-    """The sort key in a cursor of list ``kind``; InputError if it was not made for it."""
-    try:
-        if len(cursor) > CURSOR_MAX_CHARS or cursor.count(".") != 1:
-            raise ValueError
-        body, check = cursor.split(".")
-        payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        if check != _check(kind, payload):
-            raise ValueError
-        raw = json.loads(payload)
-        if not isinstance(raw, list) or len(raw) != len(types):
-            raise ValueError
-        out: list[Any] = []
-        for kind_of, value in zip(types, raw, strict=True):
-            if kind_of is datetime:
-                when = datetime.fromisoformat(value)
-                if when.tzinfo is None:
-                    raise ValueError
-                out.append(when)
-            elif kind_of is date:
-                out.append(date.fromisoformat(value))
-            elif kind_of is int:
-                if type(value) is not int or not -2 ** 63 <= value < 2 ** 63:
-                    raise ValueError
-                out.append(value)
-            elif type(value) is str:
-                out.append(value)
-            else:
-                raise ValueError
-        return tuple(out)
-    except (ValueError, TypeError, UnicodeDecodeError, binascii.Error):
-        raise InputError("not a cursor of this list") from None
-
-
-def _page(rows: list[asyncpg.Record], limit: int, kind: str,
-          key: Sequence[str]) -> tuple[list[asyncpg.Record], str | None]:
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(kind, *(rows[-1][k] for k in key)) if more else None)
-
-
-def _limit(limit: int) -> int:
-    return max(1, min(limit, MAX_PAGE))
-
 
 # -- enterprises ---------------------------------------------------------------------------
 
@@ -142,11 +73,11 @@ async def list_enterprises(
     cursor: str | None = None, limit: int = 50,
 ) -> tuple[list[asyncpg.Record], str | None]:
     """Enterprises by county, name and id; ``industry`` is a GB/T 4754 code prefix."""
-    after = decode_cursor("enterprises", cursor, (int, str, int)) if cursor else (None,) * 3
-    limit = _limit(limit)
+    key = after("enterprises", cursor, (int, str, int))
+    limit = clamp(limit)
     rows = await conn.fetch(LIST_ENTERPRISES, county, industry, control_level, key_list_year,
-                            q, *after, limit + 1)
-    return _page(list(rows), limit, "enterprises", ("county_position", "name_zh", "id"))
+                            q, *key, limit + 1)
+    return page(rows, limit, "enterprises", ("county_position", "name_zh", "id"))
 
 
 async def counties(conn: asyncpg.Connection) -> list[asyncpg.Record]:
@@ -217,12 +148,12 @@ async def list_records(
     q: str | None = None, cursor: str | None = None, limit: int = 20,
 ) -> tuple[list[asyncpg.Record], str | None]:
     """Records newest first (retracted ones too unless ``statuses`` leaves them out)."""
-    before = decode_cursor("records", cursor, (datetime, int)) if cursor else (None, None)
-    limit = _limit(limit)
+    before = after("records", cursor, (datetime, int))
+    limit = clamp(limit)
     rows = await conn.fetch(LIST_RECORDS, category, subitem, credit_code,
                             list(statuses) if statuses else None, published_from,
                             published_before, q, *before, limit + 1)
-    return _page(list(rows), limit, "records", ("published_at", "id"))
+    return page(rows, limit, "records", ("published_at", "id"))
 
 
 async def catalog_codes(conn: asyncpg.Connection) -> tuple[set[str], set[str]]:
@@ -293,11 +224,11 @@ async def list_penalties(
     limit: int = 20,
 ) -> tuple[list[asyncpg.Record], str | None]:
     """Penalty decisions, latest first; ``credit_code`` the party's (or linked enterprise's)."""
-    before = decode_cursor("penalties", cursor, (date, int)) if cursor else (None, None)
-    limit = _limit(limit)
+    before = after("penalties", cursor, (date, int))
+    limit = clamp(limit)
     rows = await conn.fetch(LIST_PENALTIES, credit_code, county, enforcement_status,
                             decided_from, decided_until, q, *before, limit + 1)
-    return _page(list(rows), limit, "penalties", ("decision_date", "id"))
+    return page(rows, limit, "penalties", ("decision_date", "id"))
 
 
 async def list_eia(
@@ -306,11 +237,11 @@ async def list_eia(
     cursor: str | None = None, limit: int = 20,
 ) -> tuple[list[asyncpg.Record], str | None]:
     """EIA projects, newest first; ``stage``: those that reached it."""
-    before = decode_cursor("eia", cursor, (int,))[0] if cursor else None
-    limit = _limit(limit)
-    rows = await conn.fetch(LIST_EIA, county, stage, credit_code, document_kind, q, before,
+    before = after("eia", cursor, (int,))
+    limit = clamp(limit)
+    rows = await conn.fetch(LIST_EIA, county, stage, credit_code, document_kind, q, *before,
                             limit + 1)
-    return _page(list(rows), limit, "eia", ("id",))
+    return page(rows, limit, "eia", ("id",))
 
 
 # -- the Atom feed and the yearly statistics -----------------------------------------------
