@@ -34,7 +34,10 @@ from aqi_service.disclosure.serialize import row_json
 from aqi_service.disclosure.service import Actor, Conflict, NotFound
 from aqi_service.errors import InputError
 from aqi_service.storage import admin as admin_store
+from aqi_service.storage import cursors
 from aqi_service.storage import disclosure as store
+from aqi_service.storage import disclosure_lists as lists
+from aqi_service.storage.disclosure_lists import ADMIN
 from aqi_service.storage.retry import retry_on_outage
 from aqi_service.web import keys, params
 from aqi_service.web.admin_auth import AdminGuard, actor_of, requires
@@ -89,8 +92,8 @@ def _limit(request: web.Request, default: int) -> int:
     raw = _query(request, "limit", pattern=re.compile(r"^[0-9]{1,4}$"))
     if raw is None:
         return default
-    if not 1 <= int(raw) <= store.MAX_PAGE:
-        raise params.bad("limit", f"must be 1-{store.MAX_PAGE}")
+    if not 1 <= int(raw) <= cursors.MAX_PAGE:
+        raise params.bad("limit", f"must be 1-{cursors.MAX_PAGE}")
     return int(raw)
 
 
@@ -207,21 +210,21 @@ def _record_filters(request: web.Request) -> dict[str, Any]:
 
 
 async def _list_records(conn: asyncpg.Connection, f: Mapping[str, Any]) -> Rows:
-    """Records, retracted ones included; ``q`` searches their text."""
+    """Records, retracted ones included; ``q`` searches their text (and then, as it always
+    has, applies only the catalogue, enterprise, county and status filters, the status
+    after the page is read)."""
     if f["q"] is None:
-        return await store.list_records(
-            conn, category=f["category"], subitem=f["subitem"], credit_code=f["enterprise"],
-            county=f["county"], statuses=[f["status"]] if f["status"] else None,
+        return await lists.list_records(
+            conn, view=ADMIN, category=f["category"], subitem=f["subitem"],
+            credit_code=f["enterprise"], county=f["county"],
+            statuses=[f["status"]] if f["status"] else None,
             published_from=f["published_from"], published_before=f["published_before"],
             sample=f["sample"], cursor=f["cursor"], limit=f["limit"])
-    enterprise_id = None
-    if f["enterprise"] is not None:
-        enterprise_id = (await store.enterprise_ids(conn, [f["enterprise"]])).get(
-            f["enterprise"], -1)
-    rows, next_cursor = await store.search_records(
-        conn, f["q"], category=f["category"], subitem=f["subitem"],
-        enterprise_id=enterprise_id, county=f["county"],
-        include_retracted=f["status"] != "published", cursor=f["cursor"], limit=f["limit"])
+    rows, next_cursor = await lists.list_records(
+        conn, view=ADMIN, q=f["q"], category=f["category"], subitem=f["subitem"],
+        credit_code=f["enterprise"], county=f["county"],
+        statuses=None if f["status"] != "published" else ("corrected", "published"),
+        cursor=f["cursor"], limit=f["limit"])
     if f["status"] is not None:
         rows = [r for r in rows if r["status"] == f["status"]]
     return rows, next_cursor
@@ -258,10 +261,11 @@ def _audit_filters(request: web.Request) -> dict[str, Any]:
             "cursor": _query(request, "cursor"), "limit": _limit(request, 100)}
 
 
-def _unpacked(fetch: Callable[..., Awaitable[Rows]]
-              ) -> Callable[[asyncpg.Connection, Mapping[str, Any]], Awaitable[Rows]]:
+def _admin_list(fetch: Callable[..., Awaitable[Rows]]
+                ) -> Callable[[asyncpg.Connection, Mapping[str, Any]], Awaitable[Rows]]:
+    """A list of the admin view with the filters parsed."""
     async def call(conn: asyncpg.Connection, filters: Mapping[str, Any]) -> Rows:
-        return await fetch(conn, **filters)
+        return await fetch(conn, view=ADMIN, **filters)
     return call
 
 
@@ -347,7 +351,7 @@ def _same_credit_code(code: str, data: dict[str, Any]) -> None:
 ENTERPRISES = Entity(
     "/api/v1/admin/enterprises", "code", "enterprises:write", "enterprises",
     ("List enterprises", "Create an enterprise", "One enterprise", "Update an enterprise"),
-    _enterprise_filters, _unpacked(store.list_enterprises), _credit_code_path,
+    _enterprise_filters, _admin_list(lists.list_enterprises), _credit_code_path,
     svc.enterprise_document, "no enterprise with credit code {key}",
     lambda conn, data, actor, now: svc.add_enterprise(conn, data, actor),
     svc.change_enterprise, _same_credit_code)
@@ -360,13 +364,13 @@ RECORDS = Entity(
 PENALTIES = Entity(
     "/api/v1/admin/penalties", "id", "penalties:write", "penalties",
     ("List penalties", "Create a penalty", "One penalty", "Update a penalty"),
-    _penalty_filters, _unpacked(store.list_penalties), _id_path, svc.penalty_document,
+    _penalty_filters, _admin_list(lists.list_penalties), _id_path, svc.penalty_document,
     "no penalty {key}", lambda conn, data, actor, now: svc.add_penalty(conn, data, actor),
     svc.change_penalty)
 EIA = Entity(
     "/api/v1/admin/eia/projects", "id", "eia:write", "projects",
     ("List EIA projects", "Create an EIA project", "One EIA project", "Update an EIA project"),
-    _eia_filters, _unpacked(store.list_eia_projects), _id_path, svc.eia_document,
+    _eia_filters, _admin_list(lists.list_eia), _id_path, svc.eia_document,
     "no EIA project {key}",
     lambda conn, data, actor, now: svc.add_eia_project(conn, data, actor),
     svc.change_eia_project)
@@ -454,7 +458,7 @@ async def put_eia_stage(request: web.Request) -> web.Response:
 async def list_monitoring(request: web.Request) -> web.Response:
     """Monitoring results, newest first (``compliant=false``: exceedances)."""
     filters = _monitoring_filters(request)
-    rows, cursor = await _run(request, lambda conn: store.list_monitoring_results(
+    rows, cursor = await _run(request, lambda conn: lists.list_monitoring_results(
         conn, **filters))
     return _json({"results": [row_json(r) for r in rows], "next_cursor": cursor})
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from aqi_service.disclosure import models
 from aqi_service.disclosure.uploads import ALLOWED as ALLOWED_TYPES
-from aqi_service.storage import disclosure as store
+from aqi_service.storage import cursors
 from aqi_service.web import params
 from aqi_service.web.admin import (
     CONTROL_LEVELS,
@@ -177,8 +177,8 @@ def _choices(values: Any) -> dict[str, Any]:
 
 
 _LIMIT = _filter("limit", {"type": "string", "pattern": "^(|[1-9][0-9]?|1[0-9]{2}|200)$"},
-                 f"rows per page, 1-{store.MAX_PAGE}")
-assert store.MAX_PAGE == 200, "the limit's pattern above says 200"
+                 f"rows per page, 1-{cursors.MAX_PAGE}")
+assert cursors.MAX_PAGE == 200, "the limit's pattern above says 200"
 _BOOL = _choices(("true", "false"))
 _COMMON = [_filter("q", _TEXT, "words that must all occur"),
            _filter("cursor", _TEXT, "next_cursor of the previous page (opaque)"), _LIMIT]

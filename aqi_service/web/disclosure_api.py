@@ -25,7 +25,9 @@ from aqi_service.disclosure import models
 from aqi_service.disclosure import service as svc
 from aqi_service.disclosure.serialize import row_json
 from aqi_service.errors import InputError
+from aqi_service.storage import cursors
 from aqi_service.storage import disclosure as store
+from aqi_service.storage import disclosure_lists as lists
 from aqi_service.storage import disclosure_reads as reads
 from aqi_service.web import conditional, keys, params
 from aqi_service.web.errors import ApiError, json_route
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 MAX_AGE = 60
 """Seconds a public disclosure answer may be cached (records change rarely, but do)."""
 MAX_Q = 100
-MAX_CURSOR = reads.CURSOR_MAX_CHARS
+MAX_CURSOR = cursors.CURSOR_MAX_CHARS
 ENTERPRISE_PAGE = 50
 LIST_PAGE = 20
 JOINED = 50
@@ -64,7 +66,7 @@ class Query(params.Query):
 
     def limit(self, default: int) -> int:
         """Rows per page."""
-        return self.integer("limit", 1, reads.MAX_PAGE, default) or default
+        return self.integer("limit", 1, cursors.MAX_PAGE, default) or default
 
 
 def shanghai_start(day: date) -> datetime:
@@ -96,7 +98,7 @@ async def enterprise_page(conn: asyncpg.Connection, q: Query) -> Page:
         "key_list_year": q.integer("key_list_year", EARLIEST_YEAR, LATEST_YEAR),
         "q": q.search(),
     }
-    rows, nxt = await _paged(reads.list_enterprises(conn, **filters, cursor=q.cursor(),
+    rows, nxt = await _paged(lists.list_enterprises(conn, **filters, cursor=q.cursor(),
                                                     limit=q.limit(ENTERPRISE_PAGE)))
     return Page(rows, nxt, filters)
 
@@ -125,7 +127,7 @@ async def record_page(conn: asyncpg.Connection, q: Query) -> Page:
     cats, subs = await reads.catalog_codes(conn)
     _known("category", filters["category"], cats)
     _known("subitem", filters["subitem"], subs)
-    rows, nxt = await _paged(reads.list_records(
+    rows, nxt = await _paged(lists.list_records(
         conn, category=filters["category"], subitem=filters["subitem"],
         credit_code=filters["enterprise"], statuses=status_list,
         published_from=shanghai_start(first) if first else None,
@@ -143,7 +145,7 @@ async def penalty_page(conn: asyncpg.Connection, q: Query) -> Page:
         "status": q.choice("status", models.ENFORCEMENT),
         "from": first, "to": last, "q": q.search(),
     }
-    rows, nxt = await _paged(reads.list_penalties(
+    rows, nxt = await _paged(lists.list_penalties(
         conn, credit_code=filters["enterprise"], county=filters["county"],
         enforcement_status=filters["status"], decided_from=first, decided_until=last,
         q=filters["q"], cursor=q.cursor(), limit=q.limit(LIST_PAGE)))
@@ -159,7 +161,7 @@ async def eia_page(conn: asyncpg.Connection, q: Query) -> Page:
         "document_kind": q.choice("document_kind", ("report", "table")),
         "q": q.search(),
     }
-    rows, nxt = await _paged(reads.list_eia(
+    rows, nxt = await _paged(lists.list_eia(
         conn, county=filters["county"], stage=filters["stage"],
         credit_code=filters["enterprise"], document_kind=filters["document_kind"],
         q=filters["q"], cursor=q.cursor(), limit=q.limit(LIST_PAGE)))
@@ -209,12 +211,12 @@ async def enterprise_file(conn: asyncpg.Connection, app: web.Application,
     limits = await store.limits_of(conn, [o["id"] for o in outlets])
     outlet_docs = [{**dict(o), "limits": [lim for lim in limits if lim["outlet_id"] == o["id"]]}
                    for o in outlets]
-    records = Page(*await reads.list_records(conn, credit_code=credit_code, limit=JOINED))
-    penalties = Page(*await reads.list_penalties(conn, credit_code=credit_code, limit=JOINED))
-    eia = Page(*await reads.list_eia(conn, credit_code=credit_code, limit=JOINED))
-    monitoring, _ = await store.list_monitoring_results(conn, credit_code=credit_code,
+    records = Page(*await lists.list_records(conn, credit_code=credit_code, limit=JOINED))
+    penalties = Page(*await lists.list_penalties(conn, credit_code=credit_code, limit=JOINED))
+    eia = Page(*await lists.list_eia(conn, credit_code=credit_code, limit=JOINED))
+    monitoring, _ = await lists.list_monitoring_results(conn, credit_code=credit_code,
                                                         limit=JOINED)
-    exceedances, _ = await store.list_monitoring_results(conn, credit_code=credit_code,
+    exceedances, _ = await lists.list_monitoring_results(conn, credit_code=credit_code,
                                                          compliant=False, limit=JOINED)
     nearest = None
     if ent["lat"] is not None and ent["lon"] is not None:
@@ -683,7 +685,7 @@ def _q(name: str, description: str, schema: dict[str, Any] | None = None) -> dic
 _PAGING = [_q("cursor", "next_cursor of the previous page (opaque; an altered one is a 400)",
               {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR}),
            _q("limit", "rows per page", {"type": "integer", "minimum": 1,
-                                         "maximum": reads.MAX_PAGE})]
+                                         "maximum": cursors.MAX_PAGE})]
 _SEARCH = _q("q", "words that must all occur (Chinese: any two characters of a word "
              "match); at most 100 characters",
              {"type": "string", "minLength": 1, "maxLength": MAX_Q})
