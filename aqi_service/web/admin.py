@@ -181,12 +181,14 @@ def _put_answer(action: str, doc: dict[str, Any]) -> web.Response:
 # -- the lists' filters (parsed in this order: the first bad one is named) -------------------
 
 def _enterprise_filters(request: web.Request) -> dict[str, Any]:
-    year = _query(request, "key_list_year", pattern=YEAR)
-    return {"county": _query(request, "county", choices=tuple(models.COUNTIES)),
-            "control_level": _query(request, "control_level", choices=CONTROL_LEVELS),
-            "key_list_year": int(year) if year else None, "q": _query(request, "q"),
-            "sample": _bool(request, "sample"), "cursor": _query(request, "cursor"),
-            "limit": _limit(request, 50)}
+    filters: dict[str, Any] = {
+        "county": _query(request, "county", choices=tuple(models.COUNTIES)),
+        "control_level": _query(request, "control_level", choices=CONTROL_LEVELS),
+        "key_list_year": _query(request, "key_list_year", pattern=YEAR)}
+    if filters["key_list_year"] is not None:
+        filters["key_list_year"] = int(filters["key_list_year"])
+    return {**filters, "q": _query(request, "q"), "sample": _bool(request, "sample"),
+            "cursor": _query(request, "cursor"), "limit": _limit(request, 50)}
 
 
 def _record_filters(request: web.Request) -> dict[str, Any]:
