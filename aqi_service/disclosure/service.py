@@ -63,7 +63,9 @@ class Actor:
 async def _audit(conn: asyncpg.Connection, actor: Actor, action: str, entity: str,
                  entity_id: object, before: Mapping[str, Any] | None,
                  after: Mapping[str, Any] | None) -> None:
-    await audit_store.audit(conn, actor.name, action, entity, entity_id, before, after,
+    await audit_store.audit(conn, actor.name, action, entity, entity_id,
+                            None if before is None else jsonable(before),
+                            None if after is None else jsonable(after),
                             client_address=actor.client_address, request_id=actor.request_id)
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import asyncpg
 
-from aqi_service.disclosure.serialize import jsonable
 from aqi_service.storage.cursors import after, clamp, page
 
 INSERT_TOKEN = """
@@ -88,11 +87,10 @@ async def audit(conn: asyncpg.Connection, actor: str, action: str, entity: str,
                 entity_id: object, before: Mapping[str, Any] | None = None,
                 after: Mapping[str, Any] | None = None, *, client_address: str = "",
                 request_id: str = "") -> int:
-    """Append one entry to the audit log (inside the change's transaction); its id."""
-    return await conn.fetchval(INSERT_AUDIT, actor, action, entity, str(entity_id),
-                               jsonable(before) if before is not None else None,
-                               jsonable(after) if after is not None else None,
-                               client_address, request_id)
+    """Append one entry to the audit log (inside the change's transaction); its id.
+    ``before`` and ``after`` are JSON data (``serialize.jsonable``)."""
+    return await conn.fetchval(INSERT_AUDIT, actor, action, entity, str(entity_id), before,
+                               after, client_address, request_id)
 
 
 async def list_audit(
