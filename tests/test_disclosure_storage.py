@@ -22,6 +22,7 @@ from aqi_service.disclosure.files import AttachmentStore
 from aqi_service.disclosure.seed import load_seed
 from aqi_service.errors import InputError
 from aqi_service.storage import disclosure as store
+from aqi_service.storage import disclosure_lists as lists
 from aqi_service.storage import migrations
 from aqi_service.storage.db import _init_connection
 
@@ -183,10 +184,10 @@ async def test_records_are_versioned_and_never_deleted(seeded: asyncpg.Pool) -> 
         assert (current["status"], current["version"], current["status_reason"]) == \
             ("retracted", 3, "重复发布")
         # retracted records stay listed (unless the caller leaves them out)
-        listed, _ = await store.list_records(conn, subitem="enforcement.inspections",
+        listed, _ = await lists.list_records(conn, subitem="enforcement.inspections",
                                              limit=200)
         assert record_id in {r["id"] for r in listed}
-        kept, _ = await store.list_records(conn, subitem="enforcement.inspections",
+        kept, _ = await lists.list_records(conn, subitem="enforcement.inspections",
                                            statuses=["published", "corrected"], limit=200)
         assert record_id not in {r["id"] for r in kept}
         for sql in ("DELETE FROM disclosure_records WHERE id = $1",
@@ -249,13 +250,13 @@ async def test_cursor_paging_walks_every_record_once(seeded: asyncpg.Pool) -> No
                                       "ORDER BY published_at DESC, id DESC")
         seen, cursor = [], None
         while True:
-            rows, cursor = await store.list_records(conn, cursor=cursor, limit=7)
+            rows, cursor = await lists.list_records(conn, cursor=cursor, limit=7)
             seen.extend(r["id"] for r in rows)
             if cursor is None:
                 break
         assert seen == [r["id"] for r in everything]
         with pytest.raises(InputError):
-            await store.list_records(conn, cursor="not-a-cursor")
+            await lists.list_records(conn, cursor="not-a-cursor")
 
 
 HOSTILE = ["'; DROP TABLE disclosure_records; --", "%", "_", "\\", "' OR '1'='1",
@@ -267,10 +268,10 @@ async def test_sql_metacharacters_in_storage_filters_are_plain_text(seeded: asyn
                                                                     value: str) -> None:
     async with seeded.acquire() as conn:
         total = await conn.fetchval("SELECT count(*) FROM disclosure_records")
-        assert (await store.list_records(conn, category=value))[0] == []
-        assert (await store.list_records(conn, subitem=value))[0] == []
-        assert (await store.list_enterprises(conn, q=value))[0] == []
-        assert (await store.list_penalties(conn, q=value))[0] == []
-        assert (await store.list_eia_projects(conn, q=value))[0] == []
-        assert (await store.search_records(conn, value))[0] == []
+        assert (await lists.list_records(conn, category=value))[0] == []
+        assert (await lists.list_records(conn, subitem=value))[0] == []
+        assert (await lists.list_enterprises(conn, q=value))[0] == []
+        assert (await lists.list_penalties(conn, q=value))[0] == []
+        assert (await lists.list_eia(conn, q=value))[0] == []
+        assert (await lists.list_records(conn, view=lists.ADMIN, q=value))[0] == []
         assert await conn.fetchval("SELECT count(*) FROM disclosure_records") == total

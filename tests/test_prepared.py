@@ -192,3 +192,75 @@ async def test_gzip_is_sent_only_where_accepted(server, header: str, gzip_ok: bo
     assert status == "HTTP/1.1 200 OK"
     assert (headers.get("content-encoding") == "gzip") is gzip_ok
     assert (gzip.decompress(body) if gzip_ok else body) == BODY
+
+
+# -- the fallback when aiohttp lacks the private attributes --------------------------------
+
+def test_installed_aiohttp_supports_the_prepared_answers() -> None:
+    """The pinned aiohttp keeps what ``Serialized`` sets (pyproject.toml's range)."""
+    from aqi_service.web import conditional
+
+    assert conditional.fast_path_supported()
+    probe = web.StreamResponse()
+    for name in conditional.FAST_PATH_ATTRIBUTES:
+        assert hasattr(probe, name), name
+
+
+@pytest.fixture
+def without_fast_path(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture):
+    """An aiohttp without the private attributes, as the start-up check would find it."""
+    from aqi_service.web import conditional
+
+    monkeypatch.setattr(conditional, "fast_path_supported", lambda: False)
+    monkeypatch.setattr(conditional, "_fallback_logged", False)
+    caplog.set_level("WARNING", logger="aqi_service.web.conditional")
+    assert conditional.check_fast_path() is False
+    assert conditional.check_fast_path() is False   # checked again: logged once
+    warnings = [r for r in caplog.records if r.name == "aqi_service.web.conditional"]
+    assert len(warnings) == 1 and "ordinary path" in warnings[0].getMessage()
+    yield
+    monkeypatch.undo()
+    assert conditional.check_fast_path() is True
+
+
+@pytest.mark.parametrize(("method", "extra"), CASES)
+async def test_fallback_answers_equal_the_fast_paths(server, without_fast_path, method: str,
+                                                     extra: dict) -> None:
+    """With the fast path off every answer takes aiohttp's path, kept alive, and carries the
+    same status, headers and body as the prepared bytes would."""
+    from aqi_service.web import conditional
+
+    srv, prepared, answers = server
+    extra = {k: v.replace("GZETAG", prepared.etag[:-1] + '-gzip"').replace("ETAG", prepared.etag)
+             for k, v in extra.items()}
+    head = method == "HEAD"
+    reader, writer = await asyncio.open_connection(srv.host, srv.port)
+    try:   # two answers on one connection: the fallback keeps it open
+        writer.write(request(method, **extra) * 2)
+        got = [await read_answer(reader, head) for _ in range(2)]
+    finally:
+        writer.close()
+    assert all(type(a) is not Serialized for a in answers[-2:])
+    conditional.fast_path = True
+    [(status, fast, body)] = await exchange(srv, request(method, **extra), head=head)
+    assert type(answers[-1]) is Serialized
+    conditional.fast_path = False
+    for h in (fast, *(g[1] for g in got)):
+        h.pop("date")
+        h["cache-control"] = re.sub(r"max-age=\d+", "max-age=N", h["cache-control"])
+    for status2, slow, body2 in got:
+        assert status2 == status
+        assert slow == fast
+        assert body2 == body
+
+
+async def test_fallback_is_counted_in_the_metrics(without_fast_path, config) -> None:
+    """The app built on such an aiohttp reports it: aqi_http_fast_path_disabled 1."""
+    from prometheus_client import generate_latest
+
+    from aqi_service.web import keys
+    from aqi_service.web.app import create_app
+
+    app = create_app(config, scheduler=False)
+    text = generate_latest(app[keys.METRICS].registry).decode()
+    assert "\naqi_http_fast_path_disabled 1.0\n" in text

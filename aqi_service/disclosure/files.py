@@ -134,6 +134,15 @@ async def store_file(conn: asyncpg.Connection, files: AttachmentStore, received:
     return doc
 
 
+async def keep_upload(conn: asyncpg.Connection, files: AttachmentStore, received: Received,
+                      filename: str, declared_type: str | None, actor: Actor, *,
+                      is_sample: bool = False) -> dict[str, Any]:
+    """:func:`store_file` in its own transaction (an upload through the admin API)."""
+    async with conn.transaction():
+        return await store_file(conn, files, received, filename, declared_type, actor,
+                                is_sample=is_sample)
+
+
 async def store_bytes(conn: asyncpg.Connection, files: AttachmentStore, data: bytes,
                       filename: str, content_type: str, actor: Actor, *,
                       is_sample: bool = False) -> dict[str, Any]:

@@ -6,7 +6,6 @@ public side so that both show a record the same way.
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
@@ -14,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 from aqi_service.aqi.schemes import SHANGHAI
-from aqi_service.errors import InputError
 
 HIDDEN = frozenset({"search_text", "search_tokens", "storage_name", "token_hash"})
 """Columns never shown: search support, file-system names, secrets."""
@@ -43,39 +41,3 @@ def row_json(row: Mapping[str, Any] | None, hide: Iterable[str] = ()) -> dict[st
         return None
     hidden = HIDDEN | set(hide)
     return {k: jsonable(v) for k, v in dict(row).items() if k not in hidden}
-
-
-def encode_cursor(*parts: datetime | date | int | str) -> str:
-    """An opaque keyset cursor from the last row's sort key."""
-    text = "|".join(p.isoformat() if isinstance(p, date | datetime) else str(p) for p in parts)
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, kinds: tuple[type, ...]) -> tuple[Any, ...]:
-    """The sort key of a cursor; InputError if it was not made by encode_cursor."""
-    try:
-        if len(cursor) > 200:
-            raise ValueError
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        raw = text.split("|")
-        if len(raw) != len(kinds):
-            raise ValueError
-        out: list[Any] = []
-        for kind, part in zip(kinds, raw, strict=True):
-            if kind is datetime:
-                when = datetime.fromisoformat(part)
-                if when.tzinfo is None:
-                    raise ValueError
-                out.append(when)
-            elif kind is date:
-                out.append(date.fromisoformat(part))
-            elif kind is int:
-                number = int(part)
-                if not 0 <= number < 2 ** 63:
-                    raise ValueError
-                out.append(number)
-            else:
-                out.append(part)
-        return tuple(out)
-    except (ValueError, UnicodeDecodeError):
-        raise InputError("not a cursor of this list") from None

@@ -1,9 +1,15 @@
 """Writing disclosure data: validate against the database, write, audit — one transaction.
 
 Used by the admin API, the CSV importer and the seed loader, so that every path writes the
-same way and leaves the same audit trail. Callers open the transaction; each function
-returns what it did (``created`` / ``updated`` / ``corrected`` / ``unchanged`` …) and the
-object's JSON after the change.
+same way and leaves the same audit trail. The documents (``*_document``) are the objects'
+JSON as the admin API shows them.
+
+Two levels: the writers (``save_*``, ``create_record``, ``correct_record``, …) run inside
+the caller's transaction (an import or the seed is one transaction) and return what they
+did (``created`` / ``updated`` / ``corrected`` / ``unchanged`` …) and the object's JSON
+after the change. The admin API's operations (section "the admin API's operations" below)
+take a request's JSON object, parse it and run the writers in one transaction they open
+themselves: the web handlers open none.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 
 import asyncpg
 
+from aqi_service.disclosure import models
 from aqi_service.disclosure.fields import Invalid, Problem
 from aqi_service.disclosure.models import (
     EiaProjectIn,
@@ -56,7 +63,9 @@ class Actor:
 async def _audit(conn: asyncpg.Connection, actor: Actor, action: str, entity: str,
                  entity_id: object, before: Mapping[str, Any] | None,
                  after: Mapping[str, Any] | None) -> None:
-    await audit_store.audit(conn, actor.name, action, entity, entity_id, before, after,
+    await audit_store.audit(conn, actor.name, action, entity, entity_id,
+                            None if before is None else jsonable(before),
+                            None if after is None else jsonable(after),
                             client_address=actor.client_address, request_id=actor.request_id)
 
 
@@ -457,3 +466,178 @@ async def save_monitoring(conn: asyncpg.Connection, res: MonitoringIn, vocab: Vo
     await _audit(conn, actor, "create" if inserted else "update", "monitoring_result",
                  result_id, before, after)
     return ("created" if inserted else "updated"), after
+
+
+# -- the admin API's operations: parse the request's object, one transaction each ---------
+
+async def add_enterprise(conn: asyncpg.Connection, data: Mapping[str, Any],
+                         actor: Actor) -> dict[str, Any]:
+    """A new enterprise (with optional outlets and key listings)."""
+    ent = models.parse_enterprise(data, await store.vocabulary(conn))
+    async with conn.transaction():
+        return (await save_enterprise(conn, ent, actor, must_exist=False))[1]
+
+
+async def change_enterprise(conn: asyncpg.Connection, credit_code: str,
+                            data: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
+    """Some fields of an enterprise changed (merged into its current input)."""
+    async with conn.transaction():
+        current = await enterprise_document(conn, credit_code)
+        if current is None:
+            raise NotFound(f"no enterprise with credit code {credit_code}")
+        merged = {**enterprise_input(current), **data}
+        ent = models.parse_enterprise(merged, await store.vocabulary(conn))
+        return (await save_enterprise(conn, ent, actor, must_exist=True))[1]
+
+
+async def put_outlet(conn: asyncpg.Connection, credit_code: str, data: Mapping[str, Any],
+                     actor: Actor) -> tuple[str, dict[str, Any]]:
+    """Create or replace an outlet and its limits."""
+    outlet = models.parse_outlet(data, await store.vocabulary(conn))
+    async with conn.transaction():
+        return await save_outlet(conn, credit_code, outlet, actor)
+
+
+async def put_key_listing(conn: asyncpg.Connection, credit_code: str, year: int,
+                          data: Mapping[str, Any], actor: Actor) -> tuple[str, dict[str, Any]]:
+    """Put an enterprise on a year's key-polluter list."""
+    listing = models.parse_key_listing(data, year)
+    async with conn.transaction():
+        return await set_key_listing(conn, credit_code, listing, actor)
+
+
+async def remove_key_listing(conn: asyncpg.Connection, credit_code: str, year: int,
+                             actor: Actor) -> dict[str, Any]:
+    """Take an enterprise off a year's key-polluter list; the listing removed."""
+    async with conn.transaction():
+        return await delete_key_listing(conn, credit_code, year, actor)
+
+
+CORRECTABLE = ("subitem", "enterprise", "title", "body", "effective_on", "attachments")
+"""The fields a correction may change (with its public ``note``)."""
+
+
+async def add_record(conn: asyncpg.Connection, data: Mapping[str, Any], actor: Actor,
+                     now: datetime) -> dict[str, Any]:
+    """Publish a new record (version 1)."""
+    rec = models.parse_record(data, await store.vocabulary(conn))
+    async with conn.transaction():
+        return await create_record(conn, rec, actor, now)
+
+
+async def correct_record_with(conn: asyncpg.Connection, record_id: int,
+                              data: Mapping[str, Any], actor: Actor,
+                              now: datetime) -> dict[str, Any]:
+    """A new version correcting the record with the fields given; ``note`` (public) says
+    what was corrected. The record with every version."""
+    unknown = [k for k in data if k not in (*CORRECTABLE, "note")]
+    if unknown:
+        raise Invalid([Problem(k[:40], "unknown field (a correction changes "
+                                       f"{', '.join(CORRECTABLE)})") for k in unknown])
+    note = models.parse_note(data, "note")
+    async with conn.transaction():
+        current = await record_document(conn, record_id, versions=False)
+        if current is None:
+            raise NotFound(f"no record {record_id}")
+        merged = {**record_input(current), **{k: v for k, v in data.items() if k != "note"}}
+        rec = models.parse_record(merged, await store.vocabulary(conn))
+        await correct_record(conn, record_id, rec, note, actor, now)
+        return await record_document(conn, record_id) or {}
+
+
+async def retract_record_with(conn: asyncpg.Connection, record_id: int,
+                              data: Mapping[str, Any], actor: Actor,
+                              now: datetime) -> dict[str, Any]:
+    """Retract a record with the public ``reason`` given; the record with every version."""
+    if set(data) - {"reason"}:
+        raise Invalid([Problem("body", "a retraction takes only 'reason'")])
+    reason = models.parse_note(data, "reason")
+    async with conn.transaction():
+        await retract_record(conn, record_id, reason, actor, now)
+        return await record_document(conn, record_id) or {}
+
+
+async def penalty_document(conn: asyncpg.Connection, penalty_id: int) -> dict[str, Any] | None:
+    """One penalty."""
+    return row_json(await store.get_penalty(conn, penalty_id))
+
+
+async def add_penalty(conn: asyncpg.Connection, data: Mapping[str, Any],
+                      actor: Actor) -> dict[str, Any]:
+    """A new penalty decision."""
+    pen = models.parse_penalty(data)
+    async with conn.transaction():
+        return (await save_penalty(conn, pen, actor, must_exist=False))[1]
+
+
+async def change_penalty(conn: asyncpg.Connection, penalty_id: int, data: Mapping[str, Any],
+                         actor: Actor) -> dict[str, Any]:
+    """Some fields of a penalty changed (its decision number is its identity)."""
+    async with conn.transaction():
+        doc = await penalty_document(conn, penalty_id)
+        if doc is None:
+            raise NotFound(f"no penalty {penalty_id}")
+        current = penalty_input(doc)
+        if data.get("decision_no", current["decision_no"]) != current["decision_no"]:
+            raise Invalid([Problem("decision_no", "cannot change")])
+        pen = models.parse_penalty({**current, **data})
+        return (await save_penalty(conn, pen, actor, must_exist=True))[1]
+
+
+async def add_eia_project(conn: asyncpg.Connection, data: Mapping[str, Any],
+                          actor: Actor) -> dict[str, Any]:
+    """A new EIA project (with optional stages)."""
+    project = models.parse_eia_project(data)
+    async with conn.transaction():
+        return (await save_eia_project(conn, project, actor, must_exist=False))[1]
+
+
+async def change_eia_project(conn: asyncpg.Connection, project_id: int,
+                             data: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
+    """Some fields of a project changed (stages apart: :func:`put_eia_stage`)."""
+    async with conn.transaction():
+        current = await eia_document(conn, project_id)
+        if current is None:
+            raise NotFound(f"no EIA project {project_id}")
+        base = eia_input(current)
+        if data.get("project_code", base["project_code"]) != base["project_code"]:
+            raise Invalid([Problem("project_code", "cannot change")])
+        if "stages" in data:
+            raise Invalid([Problem("stages", "set stages with PUT …/stages/{stage}")])
+        project = models.parse_eia_project({**base, **data})
+        return (await save_eia_project(conn, project, actor, must_exist=True))[1]
+
+
+async def put_eia_stage(conn: asyncpg.Connection, project_id: int, stage: str,
+                        data: Mapping[str, Any], actor: Actor) -> tuple[str, dict[str, Any]]:
+    """Create or replace one stage of a project."""
+    stage_in = models.parse_eia_stage(data, stage)
+    async with conn.transaction():
+        return await save_eia_stage(conn, project_id, stage_in, actor)
+
+
+async def store_monitoring(conn: asyncpg.Connection, items: list[Any],
+                           actor: Actor) -> dict[str, int]:
+    """Store results, idempotent on their natural key: how many were created, updated and
+    unchanged. Every problem of every item is reported (``results[i].field``); nothing is
+    stored unless all are accepted."""
+    vocab = await store.vocabulary(conn)
+    parsed, problems = [], []
+    for i, item in enumerate(items):
+        try:
+            parsed.append(models.parse_monitoring(item, vocab))
+        except Invalid as exc:
+            problems.extend(Problem(f"results[{i}].{p.field}", p.message)
+                            for p in exc.problems)
+    if problems:
+        raise Invalid(problems)
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    async with conn.transaction():
+        for i, res in enumerate(parsed):
+            try:
+                action, _ = await save_monitoring(conn, res, vocab, actor)
+            except Invalid as exc:
+                raise Invalid([Problem(f"results[{i}].{p.field}", p.message)
+                               for p in exc.problems]) from None
+            counts[action] += 1
+    return counts

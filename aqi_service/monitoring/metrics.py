@@ -136,6 +136,11 @@ class Metrics:
             "aqi_db_embedded_up", "1 while the embedded PostgreSQL runs, 0 while it is down "
             "or restarting", registry=reg) if cfg.database.embedded else None
 
+        self.fast_path_disabled = Gauge(
+            "aqi_http_fast_path_disabled", "1 when /api/v1/now is answered through aiohttp's "
+            "ordinary path because this aiohttp lacks what the prepared answers need",
+            registry=reg)
+
         for st in cfg.stations:
             for outcome in POLL_OUTCOMES:
                 self.polls.labels(st.code, outcome)

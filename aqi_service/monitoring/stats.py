@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from aqi_service.config import Config
+from aqi_service.storage import migrations
 from aqi_service.web.snapshot import Snapshot, expected_hour
 
 if TYPE_CHECKING:
@@ -70,7 +71,6 @@ LIMIT 1
 SELECT_LAST_SUCCESS = """
 SELECT max(finished_at) FROM collection_runs WHERE status IN ('ok', 'partial')
 """
-SELECT_MIGRATION = "SELECT coalesce(max(version), 0) FROM schema_migrations"
 DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 """What a database that is down, slow or gone raises."""
 
@@ -166,7 +166,7 @@ class MonitoringStats:
         started = time.perf_counter()
         try:
             async with pool.acquire(timeout=2) as conn:
-                return int(await conn.fetchval(SELECT_MIGRATION, timeout=2))
+                return await migrations.applied_version(conn, timeout=2)
         except DB_ERRORS as exc:
             log.warning("database ping failed: %s", type(exc).__name__)
             return None

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from aqi_service.disclosure.serialize import decode_cursor, encode_cursor, jsonable
+from aqi_service.storage.cursors import after, clamp, page
 
 INSERT_TOKEN = """
 INSERT INTO admin_tokens (key_id, name, token_hash, scopes, created_by, expires_at)
@@ -87,11 +87,10 @@ async def audit(conn: asyncpg.Connection, actor: str, action: str, entity: str,
                 entity_id: object, before: Mapping[str, Any] | None = None,
                 after: Mapping[str, Any] | None = None, *, client_address: str = "",
                 request_id: str = "") -> int:
-    """Append one entry to the audit log (inside the change's transaction); its id."""
-    return await conn.fetchval(INSERT_AUDIT, actor, action, entity, str(entity_id),
-                               jsonable(before) if before is not None else None,
-                               jsonable(after) if after is not None else None,
-                               client_address, request_id)
+    """Append one entry to the audit log (inside the change's transaction); its id.
+    ``before`` and ``after`` are JSON data (``serialize.jsonable``)."""
+    return await conn.fetchval(INSERT_AUDIT, actor, action, entity, str(entity_id), before,
+                               after, client_address, request_id)
 
 
 async def list_audit(
@@ -100,9 +99,7 @@ async def list_audit(
     limit: int = 100,
 ) -> tuple[list[asyncpg.Record], str | None]:
     """Audit entries, newest first."""
-    before = decode_cursor(cursor, (int,))[0] if cursor else None
-    limit = max(1, min(limit, 500))
-    rows = await conn.fetch(LIST_AUDIT, entity, entity_id, actor, since, before, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1]["id"]) if more else None)
+    before = after("audit", cursor, (int,))
+    limit = clamp(limit, 500)
+    rows = await conn.fetch(LIST_AUDIT, entity, entity_id, actor, since, *before, limit + 1)
+    return page(rows, limit, "audit", ("id",))

@@ -2,18 +2,17 @@
 
 Named SQL with ``$n`` parameters only; optional filters are ``($n IS NULL OR …)`` so that no
 SQL is assembled from input. Writers take a connection inside the caller's transaction (the
-audit entry goes in the same one). Readers used by the public side:
+audit entry goes in the same one). Readers of single objects used by the public side too:
 
-* :func:`list_records` (filters + keyset cursor), :func:`search_records` (Chinese text),
-  :func:`get_record` / :func:`record_versions` / :func:`record_attachments`,
+* :func:`get_record` / :func:`record_versions` / :func:`record_attachments`,
   :func:`record_stats` (per category and sub-item) and :func:`record_stats_by_month`;
-* :func:`catalog_rows`; :func:`list_enterprises`, :func:`get_enterprise`, :func:`outlets_of`,
-  :func:`limits_of`, :func:`key_listings_of`;
-* :func:`list_penalties`, :func:`get_penalty`; :func:`list_eia_projects`,
-  :func:`get_eia_project`, :func:`eia_stages_of`; :func:`list_monitoring_results`;
+* :func:`catalog_rows`; :func:`get_enterprise`, :func:`outlets_of`, :func:`limits_of`,
+  :func:`key_listings_of`;
+* :func:`get_penalty`; :func:`get_eia_project`, :func:`eia_stages_of`;
   :func:`get_attachment`.
 
-Lists return ``(rows, next_cursor)``; the cursor is opaque (``serialize.encode_cursor``).
+The lists (one query each, for both sides) are in :mod:`.disclosure_lists`; the column
+lists of the admin API's objects (``*_COLUMNS``) are shared with them.
 """
 
 from __future__ import annotations
@@ -37,9 +36,6 @@ from aqi_service.disclosure.models import (
     PenaltyIn,
     Vocabulary,
 )
-from aqi_service.disclosure.serialize import decode_cursor, encode_cursor
-
-MAX_PAGE = 200
 
 # -- catalogue -----------------------------------------------------------------------------
 
@@ -172,23 +168,6 @@ WHERE credit_code = $1
       IS DISTINCT FROM ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 RETURNING id
 """
-LIST_ENTERPRISES = f"""
-SELECT {ENTERPRISE_COLUMNS},
-       (SELECT max(k.year) FROM key_polluter_listings k WHERE k.enterprise_id = e.id)
-           AS latest_key_list_year
-FROM enterprises e JOIN counties co ON co.code = e.county_code
-WHERE ($1::text IS NULL OR e.county_code = $1)
-  AND ($2::text IS NULL OR e.control_level = $2)
-  AND ($3::smallint IS NULL OR EXISTS (SELECT 1 FROM key_polluter_listings k
-                                       WHERE k.enterprise_id = e.id AND k.year = $3))
-  AND ($4::text IS NULL OR (e.search_tokens @> search_bigrams($4)
-                            AND search_matches(e.search_text, $4)))
-  AND ($5::boolean IS NULL OR e.is_sample = $5)
-  AND ($6::bigint IS NULL OR e.id > $6)
-ORDER BY e.id
-LIMIT $7
-"""
-
 SELECT_OUTLETS = """
 SELECT id, enterprise_id, outlet_code, name, kind, category, lat, lon, hj212_mn, active,
        created_at, updated_at
@@ -273,21 +252,6 @@ async def insert_enterprise(conn: asyncpg.Connection, ent: EnterpriseIn) -> int:
 async def update_enterprise(conn: asyncpg.Connection, ent: EnterpriseIn) -> bool:
     """Replace an enterprise's fields (by credit code); False when nothing changed."""
     return await conn.fetchval(UPDATE_ENTERPRISE, *_enterprise_args(ent)) is not None
-
-
-async def list_enterprises(
-    conn: asyncpg.Connection, *, county: str | None = None, control_level: str | None = None,
-    key_list_year: int | None = None, q: str | None = None, sample: bool | None = None,
-    cursor: str | None = None, limit: int = 50,
-) -> tuple[list[asyncpg.Record], str | None]:
-    """Enterprises in id order, filtered; ``q`` searches names, codes, industry, address."""
-    after = decode_cursor(cursor, (int,))[0] if cursor else None
-    limit = max(1, min(limit, MAX_PAGE))
-    rows = await conn.fetch(LIST_ENTERPRISES, county, control_level, key_list_year,
-                            q or None, sample, after, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1]["id"]) if more else None)
 
 
 async def outlets_of(conn: asyncpg.Connection, enterprise_id: int) -> list[asyncpg.Record]:
@@ -473,27 +437,6 @@ FROM disclosure_record_attachments ra JOIN attachments a ON a.id = ra.attachment
 WHERE ra.record_id = $1 AND ($2::integer IS NULL OR ra.version = $2)
 ORDER BY ra.version, ra.position
 """
-LIST_RECORDS = f"""
-SELECT {RECORD_COLUMNS}
-FROM disclosure_record_list
-WHERE ($1::text IS NULL OR category_code = $1)
-  AND ($2::text IS NULL OR subitem_code = $2)
-  AND ($3::text IS NULL OR credit_code = $3)
-  AND ($4::text IS NULL OR county_code = $4)
-  AND ($5::text[] IS NULL OR status = ANY($5::text[]))
-  AND ($6::timestamptz IS NULL OR published_at >= $6)
-  AND ($7::timestamptz IS NULL OR published_at < $7)
-  AND ($8::boolean IS NULL OR is_sample = $8)
-  AND ($9::timestamptz IS NULL OR (published_at, id) < ($9, $10::bigint))
-ORDER BY published_at DESC, id DESC
-LIMIT $11
-"""
-SEARCH_RECORDS = f"""
-SELECT {", ".join("l." + c.strip() for c in RECORD_COLUMNS.split(","))}
-FROM search_disclosures($1, $2, $3, $4, $5, $6, $7, $8, $9) AS s
-JOIN disclosure_record_list l ON l.id = s.id
-ORDER BY s.published_at DESC, s.id DESC
-"""
 STATS_BY_SUBITEM = """
 SELECT c.code AS category_code, c.name_zh AS category_name_zh, c.name_en AS category_name_en,
        s.code AS subitem_code, s.name_zh AS subitem_name_zh, s.name_en AS subitem_name_en,
@@ -584,41 +527,6 @@ async def retract_record(conn: asyncpg.Connection, record_id: int, version: int,
     await conn.execute(UPDATE_RECORD_RETRACTED, record_id, version, reason, at)
 
 
-async def list_records(
-    conn: asyncpg.Connection, *, category: str | None = None, subitem: str | None = None,
-    credit_code: str | None = None, county: str | None = None,
-    statuses: Sequence[str] | None = None, published_from: datetime | None = None,
-    published_before: datetime | None = None, sample: bool | None = None,
-    cursor: str | None = None, limit: int = 20,
-) -> tuple[list[asyncpg.Record], str | None]:
-    """Records newest first (retracted ones included unless ``statuses`` leaves them out)."""
-    before_at, before_id = decode_cursor(cursor, (datetime, int)) if cursor else (None, None)
-    limit = max(1, min(limit, MAX_PAGE))
-    rows = await conn.fetch(LIST_RECORDS, category, subitem, credit_code, county,
-                            list(statuses) if statuses else None, published_from,
-                            published_before, sample, before_at, before_id, limit + 1)
-    return _page(rows, limit)
-
-
-def _page(rows: list[asyncpg.Record], limit: int) -> tuple[list[asyncpg.Record], str | None]:
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1]["published_at"], rows[-1]["id"]) if more else None)
-
-
-async def search_records(
-    conn: asyncpg.Connection, q: str, *, category: str | None = None,
-    subitem: str | None = None, enterprise_id: int | None = None, county: str | None = None,
-    include_retracted: bool = True, cursor: str | None = None, limit: int = 20,
-) -> tuple[list[asyncpg.Record], str | None]:
-    """Records containing every term of ``q`` (Chinese by character bigrams), newest first."""
-    before_at, before_id = decode_cursor(cursor, (datetime, int)) if cursor else (None, None)
-    limit = max(1, min(limit, MAX_PAGE))
-    rows = await conn.fetch(SEARCH_RECORDS, q, category, subitem, enterprise_id, county,
-                            include_retracted, before_at, before_id, limit + 1)
-    return _page(rows, limit)
-
-
 async def record_stats(conn: asyncpg.Connection, *, published_from: datetime | None = None,
                        published_before: datetime | None = None,
                        sample: bool | None = None) -> list[asyncpg.Record]:
@@ -669,22 +577,6 @@ WHERE decision_no = $1
       IS DISTINCT FROM ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13)
 RETURNING id
 """
-LIST_PENALTIES = f"""
-SELECT {PENALTY_COLUMNS} FROM penalties p LEFT JOIN enterprises e ON e.id = p.enterprise_id
-WHERE ($1::text IS NULL OR p.credit_code = $1)
-  AND ($2::text IS NULL OR e.county_code = $2)
-  AND ($3::text IS NULL OR p.enforcement_status = $3)
-  AND ($4::date IS NULL OR p.decision_date >= $4)
-  AND ($5::date IS NULL OR p.decision_date <= $5)
-  AND ($6::text IS NULL OR (p.search_tokens @> search_bigrams($6)
-                            AND search_matches(p.search_text, $6)))
-  AND ($7::boolean IS NULL OR p.is_sample = $7)
-  AND ($8::date IS NULL OR (p.decision_date, p.id) < ($8, $9::bigint))
-ORDER BY p.decision_date DESC, p.id DESC
-LIMIT $10
-"""
-
-
 def _penalty_args(pen: PenaltyIn, enterprise_id: int | None) -> tuple[Any, ...]:
     return (pen.decision_no, enterprise_id, pen.party_name, pen.credit_code, pen.violation,
             pen.legal_basis, pen.penalty, pen.fine_amount, pen.decision_date,
@@ -711,23 +603,6 @@ async def update_penalty(conn: asyncpg.Connection, pen: PenaltyIn,
                          enterprise_id: int | None) -> bool:
     """Replace a penalty's fields (by decision number); False when nothing changed."""
     return await conn.fetchval(UPDATE_PENALTY, *_penalty_args(pen, enterprise_id)) is not None
-
-
-async def list_penalties(
-    conn: asyncpg.Connection, *, credit_code: str | None = None, county: str | None = None,
-    enforcement_status: str | None = None, decided_from: date | None = None,
-    decided_until: date | None = None, q: str | None = None, sample: bool | None = None,
-    cursor: str | None = None, limit: int = 20,
-) -> tuple[list[asyncpg.Record], str | None]:
-    """Penalties, latest decision first."""
-    before_day, before_id = decode_cursor(cursor, (date, int)) if cursor else (None, None)
-    limit = max(1, min(limit, MAX_PAGE))
-    rows = await conn.fetch(LIST_PENALTIES, credit_code, county, enforcement_status,
-                            decided_from, decided_until, q or None, sample, before_day,
-                            before_id, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1]["decision_date"], rows[-1]["id"]) if more else None)
 
 
 # -- EIA projects and stages ---------------------------------------------------------------
@@ -785,20 +660,6 @@ ON CONFLICT (project_id, stage) DO UPDATE SET
     decision_date = EXCLUDED.decision_date, outcome = EXCLUDED.outcome,
     attachment_id = EXCLUDED.attachment_id, note = EXCLUDED.note, updated_at = now()
 """
-LIST_EIA = f"""
-SELECT {EIA_COLUMNS} FROM eia_projects p JOIN counties co ON co.code = p.county_code
-WHERE ($1::text IS NULL OR p.county_code = $1)
-  AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM eia_stages s
-                                   WHERE s.project_id = p.id AND s.stage = $2))
-  AND ($3::text IS NULL OR (p.search_tokens @> search_bigrams($3)
-                            AND search_matches(p.search_text, $3)))
-  AND ($4::boolean IS NULL OR p.is_sample = $4)
-  AND ($5::bigint IS NULL OR p.id < $5)
-ORDER BY p.id DESC
-LIMIT $6
-"""
-
-
 async def get_eia_project(conn: asyncpg.Connection, project_id: int) -> asyncpg.Record | None:
     """One EIA project by id (with its latest stage)."""
     return await conn.fetchrow(SELECT_EIA, project_id)
@@ -831,20 +692,6 @@ async def upsert_eia_stage(conn: asyncpg.Connection, project_id: int,
     await conn.execute(UPSERT_STAGE, project_id, stage.stage, stage.published_on,
                        stage.comment_from, stage.comment_until, stage.decision_no,
                        stage.decision_date, stage.outcome, stage.attachment_id, stage.note)
-
-
-async def list_eia_projects(
-    conn: asyncpg.Connection, *, county: str | None = None, stage: str | None = None,
-    q: str | None = None, sample: bool | None = None, cursor: str | None = None,
-    limit: int = 20,
-) -> tuple[list[asyncpg.Record], str | None]:
-    """EIA projects, newest first; ``stage``: those that reached it."""
-    before = decode_cursor(cursor, (int,))[0] if cursor else None
-    limit = max(1, min(limit, MAX_PAGE))
-    rows = await conn.fetch(LIST_EIA, county, stage, q or None, sample, before, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1]["id"]) if more else None)
 
 
 # -- monitoring results --------------------------------------------------------------------
@@ -901,26 +748,6 @@ JOIN monitoring_parameters pa ON pa.code = m.parameter
 WHERE m.outlet_id = $1 AND m.parameter = $2 AND m.source = $3 AND m.period = $4
   AND m.measured_at = $5
 """
-LIST_MONITORING = f"""
-SELECT {MONITORING_COLUMNS}
-FROM monitoring_results m
-JOIN discharge_outlets o ON o.id = m.outlet_id
-JOIN enterprises e ON e.id = o.enterprise_id
-JOIN monitoring_parameters pa ON pa.code = m.parameter
-WHERE ($1::text IS NULL OR e.credit_code = $1)
-  AND ($2::text IS NULL OR o.outlet_code = $2)
-  AND ($3::text IS NULL OR m.parameter = $3)
-  AND ($4::text IS NULL OR m.source = $4)
-  AND ($5::boolean IS NULL OR m.compliant = $5)
-  AND ($6::timestamptz IS NULL OR m.measured_at >= $6)
-  AND ($7::timestamptz IS NULL OR m.measured_at < $7)
-  AND ($8::boolean IS NULL OR m.is_sample = $8)
-  AND ($9::timestamptz IS NULL OR (m.measured_at, m.id) < ($9, $10::bigint))
-ORDER BY m.measured_at DESC, m.id DESC
-LIMIT $11
-"""
-
-
 async def upsert_monitoring(conn: asyncpg.Connection, outlet_id: int,
                             res: MonitoringIn) -> tuple[int, bool] | None:
     """Store one result on its natural key; (id, inserted) or None when unchanged.
@@ -946,20 +773,3 @@ async def get_monitoring_by_key(conn: asyncpg.Connection, outlet_id: int,
     """The stored result with the natural key of ``res``."""
     return await conn.fetchrow(SELECT_MONITORING_BY_KEY, outlet_id, res.parameter, res.source,
                                res.period, res.measured_at)
-
-
-async def list_monitoring_results(
-    conn: asyncpg.Connection, *, credit_code: str | None = None, outlet: str | None = None,
-    parameter: str | None = None, source: str | None = None, compliant: bool | None = None,
-    measured_from: datetime | None = None, measured_before: datetime | None = None,
-    sample: bool | None = None, cursor: str | None = None, limit: int = 50,
-) -> tuple[list[asyncpg.Record], str | None]:
-    """Monitoring results, newest first; ``compliant=False`` lists exceedances."""
-    before_at, before_id = decode_cursor(cursor, (datetime, int)) if cursor else (None, None)
-    limit = max(1, min(limit, MAX_PAGE))
-    rows = await conn.fetch(LIST_MONITORING, credit_code, outlet, parameter, source, compliant,
-                            measured_from, measured_before, sample, before_at, before_id,
-                            limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1]["measured_at"], rows[-1]["id"]) if more else None)

@@ -1,121 +1,20 @@
-"""Public reads of the disclosure data: the lists of API v1 and the pages, and their joins.
-
-Each list has one stable order and a keyset cursor on it (never OFFSET): enterprises by
-county, name (in code-point order, the same on every server) and id; records by first
-publication (newest first) and id; penalties by decision date and id; EIA projects by id
-(newest first). Filters are ``($n IS NULL OR …)`` and free text goes through the schema's
-search support (character bigrams in a GIN index, confirmed by substring), so Chinese text
-is found by any two characters in a word. Named SQL with ``$n`` parameters only.
-
-Cursors are opaque: the sort key of the last row as JSON, base64url, and a check value
-that also names the list, so that an altered cursor, or one of another list, is refused
-(:class:`~aqi_service.errors.InputError`) rather than silently paging from somewhere else.
-The check is not a secret: a cursor grants nothing a request could not ask for directly.
+"""Public reads of the disclosure data besides the lists: the filters' choices (counties,
+industries, key-list years, the catalogue), the nearest air-quality station, the Atom
+feed's versions and the yearly changes. The lists are in :mod:`.disclosure_lists`. Named
+SQL with ``$n`` parameters only.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
-from collections.abc import Sequence
-from datetime import date, datetime
-from typing import Any
+from datetime import datetime
 
 import asyncpg
 
-from aqi_service.errors import InputError
-
-MAX_PAGE = 200
-CURSOR_MAX_CHARS = 600
 EARTH_RADIUS_KM = 6371.0088
 """Mean Earth radius (IUGG), for great-circle distances by the haversine formula."""
 
-# -- cursors -------------------------------------------------------------------------------
+# -- the filters' choices and the nearest station ------------------------------------------
 
-
-def _check(kind: str, payload: bytes) -> str:
-    return hashlib.sha256(b"aqi-service cursor\0" + kind.encode() + b"\0" + payload
-                          ).hexdigest()[:12]
-
-
-def encode_cursor(kind: str, *key: datetime | date | int | str) -> str:
-    """An opaque cursor of list ``kind`` after the row with sort key ``key``."""
-    payload = json.dumps([k.isoformat() if isinstance(k, date | datetime) else k for k in key],
-                         ensure_ascii=False, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + _check(kind, payload)
-
-
-def decode_cursor(kind: str, cursor: str, types: Sequence[type]) -> tuple[Any, ...]:
-    """The sort key in a cursor of list ``kind``; InputError if it was not made for it."""
-    try:
-        if len(cursor) > CURSOR_MAX_CHARS or cursor.count(".") != 1:
-            raise ValueError
-        body, check = cursor.split(".")
-        payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        if check != _check(kind, payload):
-            raise ValueError
-        raw = json.loads(payload)
-        if not isinstance(raw, list) or len(raw) != len(types):
-            raise ValueError
-        out: list[Any] = []
-        for kind_of, value in zip(types, raw, strict=True):
-            if kind_of is datetime:
-                when = datetime.fromisoformat(value)
-                if when.tzinfo is None:
-                    raise ValueError
-                out.append(when)
-            elif kind_of is date:
-                out.append(date.fromisoformat(value))
-            elif kind_of is int:
-                if type(value) is not int or not -2 ** 63 <= value < 2 ** 63:
-                    raise ValueError
-                out.append(value)
-            elif type(value) is str:
-                out.append(value)
-            else:
-                raise ValueError
-        return tuple(out)
-    except (ValueError, TypeError, UnicodeDecodeError, binascii.Error):
-        raise InputError("not a cursor of this list") from None
-
-
-def _page(rows: list[asyncpg.Record], limit: int, kind: str,
-          key: Sequence[str]) -> tuple[list[asyncpg.Record], str | None]:
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(kind, *(rows[-1][k] for k in key)) if more else None)
-
-
-def _limit(limit: int) -> int:
-    return max(1, min(limit, MAX_PAGE))
-
-
-# -- enterprises ---------------------------------------------------------------------------
-
-LIST_ENTERPRISES = """
-SELECT e.id, e.credit_code, e.name_zh, e.name_en, e.county_code,
-       co.name_zh AS county_name_zh, co.name_en AS county_name_en, co.position AS county_position,
-       e.industry_code, e.industry, e.address, e.lat, e.lon, e.permit_no, e.control_level,
-       e.is_sample,
-       (SELECT max(k.year) FROM key_polluter_listings k WHERE k.enterprise_id = e.id)
-           AS latest_key_list_year,
-       (SELECT count(*) FROM disclosure_records r WHERE r.enterprise_id = e.id) AS records,
-       (SELECT count(*) FROM penalties p WHERE p.enterprise_id = e.id) AS penalties
-FROM enterprises e JOIN counties co ON co.code = e.county_code
-WHERE ($1::text IS NULL OR e.county_code = $1)
-  AND ($2::text IS NULL OR starts_with(e.industry_code, $2))
-  AND ($3::text IS NULL OR e.control_level = $3)
-  AND ($4::smallint IS NULL OR EXISTS (SELECT 1 FROM key_polluter_listings k
-                                       WHERE k.enterprise_id = e.id AND k.year = $4))
-  AND ($5::text IS NULL OR (e.search_tokens @> search_bigrams($5)
-                            AND search_matches(e.search_text, $5)))
-  AND ($6::smallint IS NULL
-       OR (co.position, e.name_zh COLLATE "C", e.id) > ($6, $7::text COLLATE "C", $8::bigint))
-ORDER BY co.position, e.name_zh COLLATE "C", e.id
-LIMIT $9
-"""
 SELECT_COUNTIES = "SELECT code, name_zh, name_en FROM counties ORDER BY position"
 SELECT_INDUSTRIES = """
 SELECT industry_code, min(industry) AS industry, count(*) AS enterprises
@@ -134,19 +33,6 @@ WHERE active AND city_member
 ORDER BY distance_km, code
 LIMIT 1
 """
-
-
-async def list_enterprises(
-    conn: asyncpg.Connection, *, county: str | None = None, industry: str | None = None,
-    control_level: str | None = None, key_list_year: int | None = None, q: str | None = None,
-    cursor: str | None = None, limit: int = 50,
-) -> tuple[list[asyncpg.Record], str | None]:
-    """Enterprises by county, name and id; ``industry`` is a GB/T 4754 code prefix."""
-    after = decode_cursor("enterprises", cursor, (int, str, int)) if cursor else (None,) * 3
-    limit = _limit(limit)
-    rows = await conn.fetch(LIST_ENTERPRISES, county, industry, control_level, key_list_year,
-                            q, *after, limit + 1)
-    return _page(list(rows), limit, "enterprises", ("county_position", "name_zh", "id"))
 
 
 async def counties(conn: asyncpg.Connection) -> list[asyncpg.Record]:
@@ -170,34 +56,8 @@ async def nearest_station(conn: asyncpg.Connection, lat: float,
     return await conn.fetchrow(NEAREST_STATION, lat, lon)
 
 
-# -- disclosure records --------------------------------------------------------------------
+# -- the catalogue -----------------------------------------------------------------------
 
-RECORD_LIST_COLUMNS = """
-r.id, r.ref, r.subitem_code, s.category_code, s.name_zh AS subitem_name_zh,
-s.name_en AS subitem_name_en, c.name_zh AS category_name_zh, c.name_en AS category_name_en,
-e.credit_code, e.name_zh AS enterprise_name_zh, e.name_en AS enterprise_name_en,
-e.county_code, r.title, left(r.body, 200) AS excerpt, char_length(r.body) > 200 AS truncated,
-r.effective_on, r.published_at, r.updated_at, r.version, r.status, r.status_reason,
-r.retracted_at, r.publisher, r.is_sample
-"""
-LIST_RECORDS = f"""
-SELECT {RECORD_LIST_COLUMNS}
-FROM disclosure_records r
-JOIN disclosure_subitems s ON s.code = r.subitem_code
-JOIN disclosure_categories c ON c.code = s.category_code
-LEFT JOIN enterprises e ON e.id = r.enterprise_id
-WHERE ($1::text IS NULL OR s.category_code = $1)
-  AND ($2::text IS NULL OR r.subitem_code = $2)
-  AND ($3::text IS NULL OR e.credit_code = $3)
-  AND ($4::text[] IS NULL OR r.status = ANY($4::text[]))
-  AND ($5::timestamptz IS NULL OR r.published_at >= $5)
-  AND ($6::timestamptz IS NULL OR r.published_at < $6)
-  AND ($7::text IS NULL OR (r.search_tokens @> search_bigrams($7)
-                            AND search_matches(r.search_text, $7)))
-  AND ($8::timestamptz IS NULL OR (r.published_at, r.id) < ($8, $9::bigint))
-ORDER BY r.published_at DESC, r.id DESC
-LIMIT $10
-"""
 SELECT_CATEGORY_CODES = "SELECT code FROM disclosure_categories"
 SELECT_SUBITEM_CODES = "SELECT code FROM disclosure_subitems"
 SELECT_CATALOG_ALL = """
@@ -210,21 +70,6 @@ ORDER BY c.position, s.position
 """
 
 
-async def list_records(
-    conn: asyncpg.Connection, *, category: str | None = None, subitem: str | None = None,
-    credit_code: str | None = None, statuses: Sequence[str] | None = None,
-    published_from: datetime | None = None, published_before: datetime | None = None,
-    q: str | None = None, cursor: str | None = None, limit: int = 20,
-) -> tuple[list[asyncpg.Record], str | None]:
-    """Records newest first (retracted ones too unless ``statuses`` leaves them out)."""
-    before = decode_cursor("records", cursor, (datetime, int)) if cursor else (None, None)
-    limit = _limit(limit)
-    rows = await conn.fetch(LIST_RECORDS, category, subitem, credit_code,
-                            list(statuses) if statuses else None, published_from,
-                            published_before, q, *before, limit + 1)
-    return _page(list(rows), limit, "records", ("published_at", "id"))
-
-
 async def catalog_codes(conn: asyncpg.Connection) -> tuple[set[str], set[str]]:
     """Every category and sub-item code ever in the catalogue (inactive ones too)."""
     cats = {r["code"] for r in await conn.fetch(SELECT_CATEGORY_CODES)}
@@ -235,82 +80,6 @@ async def catalog_codes(conn: asyncpg.Connection) -> tuple[set[str], set[str]]:
 async def catalog_all(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     """The whole catalogue with inactive entries (records may still refer to them)."""
     return await conn.fetch(SELECT_CATALOG_ALL)
-
-
-# -- penalties and EIA projects ------------------------------------------------------------
-
-PENALTY_COLUMNS = """
-p.id, p.decision_no, e.credit_code AS enterprise_credit_code,
-e.name_zh AS enterprise_name_zh, e.county_code, p.party_name,
-p.credit_code, p.violation, p.legal_basis, p.penalty, p.fine_amount, p.decision_date,
-p.enforcement_status, p.record_id, p.attachment_id, p.published_at, p.is_sample
-"""
-LIST_PENALTIES = f"""
-SELECT {PENALTY_COLUMNS}
-FROM penalties p LEFT JOIN enterprises e ON e.id = p.enterprise_id
-WHERE ($1::text IS NULL OR p.credit_code = $1 OR e.credit_code = $1)
-  AND ($2::text IS NULL OR e.county_code = $2)
-  AND ($3::text IS NULL OR p.enforcement_status = $3)
-  AND ($4::date IS NULL OR p.decision_date >= $4)
-  AND ($5::date IS NULL OR p.decision_date <= $5)
-  AND ($6::text IS NULL OR (p.search_tokens @> search_bigrams($6)
-                            AND search_matches(p.search_text, $6)))
-  AND ($7::date IS NULL OR (p.decision_date, p.id) < ($7, $8::bigint))
-ORDER BY p.decision_date DESC, p.id DESC
-LIMIT $9
-"""
-EIA_COLUMNS = """
-p.id, p.project_code, p.name, p.builder, p.builder_credit_code, p.county_code,
-co.name_zh AS county_name_zh, co.name_en AS county_name_en, p.location, p.lat, p.lon,
-p.project_type, p.document_kind, p.eia_agency, p.summary, p.is_sample,
-(SELECT s.stage FROM eia_stages s WHERE s.project_id = p.id
- ORDER BY array_position(ARRAY['acceptance', 'pre_approval', 'approval',
-                               'completion_acceptance'], s.stage) DESC LIMIT 1)
-    AS latest_stage,
-(SELECT max(s.published_on) FROM eia_stages s WHERE s.project_id = p.id) AS latest_published_on
-"""
-LIST_EIA = f"""
-SELECT {EIA_COLUMNS}
-FROM eia_projects p JOIN counties co ON co.code = p.county_code
-LEFT JOIN enterprises e ON e.id = p.enterprise_id
-WHERE ($1::text IS NULL OR p.county_code = $1)
-  AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM eia_stages s
-                                   WHERE s.project_id = p.id AND s.stage = $2))
-  AND ($3::text IS NULL OR p.builder_credit_code = $3 OR e.credit_code = $3)
-  AND ($4::text IS NULL OR p.document_kind = $4)
-  AND ($5::text IS NULL OR (p.search_tokens @> search_bigrams($5)
-                            AND search_matches(p.search_text, $5)))
-  AND ($6::bigint IS NULL OR p.id < $6)
-ORDER BY p.id DESC
-LIMIT $7
-"""
-
-
-async def list_penalties(
-    conn: asyncpg.Connection, *, credit_code: str | None = None, county: str | None = None,
-    enforcement_status: str | None = None, decided_from: date | None = None,
-    decided_until: date | None = None, q: str | None = None, cursor: str | None = None,
-    limit: int = 20,
-) -> tuple[list[asyncpg.Record], str | None]:
-    """Penalty decisions, latest first; ``credit_code`` the party's (or linked enterprise's)."""
-    before = decode_cursor("penalties", cursor, (date, int)) if cursor else (None, None)
-    limit = _limit(limit)
-    rows = await conn.fetch(LIST_PENALTIES, credit_code, county, enforcement_status,
-                            decided_from, decided_until, q, *before, limit + 1)
-    return _page(list(rows), limit, "penalties", ("decision_date", "id"))
-
-
-async def list_eia(
-    conn: asyncpg.Connection, *, county: str | None = None, stage: str | None = None,
-    credit_code: str | None = None, document_kind: str | None = None, q: str | None = None,
-    cursor: str | None = None, limit: int = 20,
-) -> tuple[list[asyncpg.Record], str | None]:
-    """EIA projects, newest first; ``stage``: those that reached it."""
-    before = decode_cursor("eia", cursor, (int,))[0] if cursor else None
-    limit = _limit(limit)
-    rows = await conn.fetch(LIST_EIA, county, stage, credit_code, document_kind, q, before,
-                            limit + 1)
-    return _page(list(rows), limit, "eia", ("id",))
 
 
 # -- the Atom feed and the yearly statistics -----------------------------------------------

@@ -79,12 +79,20 @@ def discover(directory: Path | None = None) -> list[Migration]:
     return found
 
 
+SELECT_VERSION = "SELECT coalesce(max(version), 0) FROM schema_migrations"
+
+
+async def applied_version(conn: asyncpg.Connection, timeout: float | None = None) -> int:
+    """The highest applied version of a migrated database (``schema_migrations`` exists)."""
+    return int(await conn.fetchval(SELECT_VERSION, timeout=timeout))
+
+
 async def current_version(conn: asyncpg.Connection) -> int:
     """The highest applied version (0 on an empty database)."""
     exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
     if not exists:
         return 0
-    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
+    return await applied_version(conn)
 
 
 async def migrate(conn: asyncpg.Connection, directory: Path | None = None) -> list[Migration]:

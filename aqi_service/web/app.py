@@ -27,9 +27,10 @@ from aqi_service.storage import db, migrations, runs, stations
 from aqi_service.storage.observations import ensure_partitions
 from aqi_service.storage.retry import retry_on_outage
 from aqi_service.storage.supervisor import supervise
-from aqi_service.web import keys
+from aqi_service.web import conditional, disclosure_pages, keys
 from aqi_service.web.admin import setup_admin
 from aqi_service.web.api import setup_routes
+from aqi_service.web.atom import setup_feed
 from aqi_service.web.disclosure_api import setup_disclosure
 from aqi_service.web.errors import envelope_errors
 from aqi_service.web.metrics import handler_args, setup_metrics
@@ -106,6 +107,7 @@ def create_app(
     metrics = Metrics(cfg)   # this app's registry; the request observer is bound to it
     app = web.Application(client_max_size=1024 * 1024, handler_args=handler_args(metrics))
     app[keys.METRICS] = metrics
+    metrics.fast_path_disabled.set(0 if conditional.check_fast_path() else 1)
     app.on_response_prepare.append(envelope_errors)
     app[keys.CONFIG] = cfg
     app[keys.CLOCK] = clock
@@ -128,6 +130,8 @@ def create_app(
     setup_pages(app)
     setup_widget(app)
     setup_disclosure(app)
+    setup_feed(app)
+    disclosure_pages.setup_pages(app)
     return app
 
 

@@ -19,7 +19,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from aqi_service.disclosure import tokens, uploads
-from aqi_service.disclosure.files import CHUNK, TooLarge, store_file
+from aqi_service.disclosure.files import CHUNK, TooLarge, keep_upload
 from aqi_service.storage import disclosure as store
 from aqi_service.web import keys, ranges
 from aqi_service.web.admin_auth import actor_of, requires
@@ -87,10 +87,10 @@ async def upload(request: web.Request) -> web.Response:
         files.discard(received)
         raise
     declared = part.headers.get("Content-Type")
-    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
+    async with request.app[keys.POOL].acquire() as conn:
         try:
-            doc = await store_file(conn, files, received, part.filename or "", declared,
-                                   actor_of(request), is_sample=is_sample)
+            doc = await keep_upload(conn, files, received, part.filename or "", declared,
+                                    actor_of(request), is_sample=is_sample)
         except uploads.UploadError as exc:
             raise _upload_error(exc) from None
     return web.json_response(doc, status=201,

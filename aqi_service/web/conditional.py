@@ -1,9 +1,17 @@
-"""Cacheable JSON responses: strong ETag, 304, Last-Modified, Cache-Control, CORS, gzip."""
+"""Cacheable JSON responses: strong ETag, 304, Last-Modified, Cache-Control, CORS, gzip.
+
+The ``/api/v1/now`` answers are prepared once per second and written as they are
+(:class:`Serialized`), which relies on private attributes of aiohttp's ``StreamResponse``
+(``FAST_PATH_ATTRIBUTES``). pyproject.toml pins aiohttp to the minor version the tests
+cover; :func:`check_fast_path` runs at start-up and, should an aiohttp lack them, the
+answers go through aiohttp's ordinary path (logged once; ``aqi_http_fast_path_disabled``).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -16,8 +24,15 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import SERVER_SOFTWARE
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 
+log = logging.getLogger(__name__)
+
 STALE_WHILE_REVALIDATE = 300
 """Seconds a cache may serve a stale copy while it fetches a fresh one."""
+FAST_PATH_ATTRIBUTES = ("_eof_sent", "_payload_writer", "_req", "_keep_alive", "_body_length")
+"""The private attributes of ``web.StreamResponse`` that :class:`Serialized` sets."""
+fast_path = True
+"""Whether ``Prepared`` answers are written as prepared bytes (set by :func:`check_fast_path`)."""
+_fallback_logged = False
 
 
 def _dumps(data: Any) -> bytes:
@@ -158,6 +173,39 @@ class Serialized(web.StreamResponse):
         self._payload_writer = None
 
 
+def fast_path_supported() -> bool:
+    """Whether this aiohttp keeps the private state :class:`Serialized` sets, with the meaning
+    it relies on: the attributes exist, and ``prepared``, ``keep_alive`` and ``body_length``
+    read them."""
+    probe = web.StreamResponse()
+    if not all(hasattr(probe, name) for name in FAST_PATH_ATTRIBUTES):
+        return False
+    if not isinstance(getattr(web.BaseRequest, "writer", None), property):
+        return False
+    try:
+        probe._keep_alive = True
+        probe._body_length = 7
+        probe._eof_sent = True
+        return probe.prepared and probe.keep_alive is True and probe.body_length == 7
+    except (AttributeError, TypeError):
+        return False
+
+
+def check_fast_path() -> bool:
+    """Decide (at start-up) whether ``/api/v1/now`` uses the prepared answers; when this
+    aiohttp lacks what they need, say so once in the log and use aiohttp's ordinary path."""
+    global fast_path, _fallback_logged
+    fast_path = fast_path_supported()
+    if not fast_path and not _fallback_logged:
+        _fallback_logged = True
+        import aiohttp
+
+        log.warning("aiohttp %s lacks the response attributes the prepared /api/v1/now "
+                    "answers need (%s): serving them through aiohttp's ordinary path",
+                    aiohttp.__version__, ", ".join(FAST_PATH_ATTRIBUTES))
+    return fast_path
+
+
 _NOT_MODIFIED = 304
 _HEAD = 2
 _GZIP = 1
@@ -171,7 +219,8 @@ class Prepared:
     in whole seconds that never overstate it. The complete answers (status line, headers,
     body) are serialised once per second and kind — 200 or 304, identity or gzip, ``GET``
     or ``HEAD`` — and sent as ``Serialized``; any other request (HTTP/1.0, ``Connection:
-    close``) gets the same headers through aiohttp's usual path.
+    close``), or every request when ``fast_path`` is off, gets the same headers through
+    aiohttp's usual path.
     """
 
     __slots__ = ("_etags", "_expires", "_second", "_wires", "body", "etag", "gzipped",
@@ -194,7 +243,7 @@ class Prepared:
             status = _NOT_MODIFIED
         second = int(time.time())
         method = request.method
-        if (request.version == HttpVersion11 and request.keep_alive
+        if (fast_path and request.version == HttpVersion11 and request.keep_alive
                 and (method == "GET" or method == "HEAD")):
             if second != self._second:
                 self._second, self._wires = second, {}

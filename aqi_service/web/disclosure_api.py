@@ -3,16 +3,15 @@
 ``/api/v1/enterprises``, ``/enterprises/{credit_code}``, ``/disclosures``,
 ``/disclosures/stats``, ``/disclosures/{id}``, ``/eia``, ``/eia/{id}``, ``/penalties``.
 Lists page by an opaque keyset cursor (``next_cursor``); filters are parsed strictly (a bad
-one is a 400 naming it, for the pages too: :class:`BadFilter`). :func:`setup_disclosure`
-also registers the HTML pages, the Atom feed and the loading of the sample data
-(``[disclosure] seed_sample_data``; unset: only with the embedded database, i.e. the demo).
+one is a 400 naming it, for the pages too: ``params.BadParameter``). :func:`setup_disclosure`
+registers the JSON routes and the loading of the sample data (``[disclosure]
+seed_sample_data``; unset: only with the embedded database, i.e. the demo).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -26,7 +25,9 @@ from aqi_service.disclosure import models
 from aqi_service.disclosure import service as svc
 from aqi_service.disclosure.serialize import row_json
 from aqi_service.errors import InputError
+from aqi_service.storage import cursors
 from aqi_service.storage import disclosure as store
+from aqi_service.storage import disclosure_lists as lists
 from aqi_service.storage import disclosure_reads as reads
 from aqi_service.web import conditional, keys, params
 from aqi_service.web.errors import ApiError, json_route
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 MAX_AGE = 60
 """Seconds a public disclosure answer may be cached (records change rarely, but do)."""
 MAX_Q = 100
-MAX_CURSOR = reads.CURSOR_MAX_CHARS
+MAX_CURSOR = cursors.CURSOR_MAX_CHARS
 ENTERPRISE_PAGE = 50
 LIST_PAGE = 20
 JOINED = 50
@@ -44,105 +45,16 @@ JOINED = 50
 EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
 CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 SUBITEM_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}\.[a-z][a-z0-9_]{0,39}$")
-CREDIT_CODE = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$")
+CREDIT_CODE = params.CREDIT_CODE
 INDUSTRY = re.compile(r"^[A-T]([0-9]{1,4})?$")
-DIGITS = re.compile(r"^[0-9]{1,18}$")
 HIDDEN_OUTLET = ("id", "enterprise_id", "hj212_mn")
 """Not published: internal ids, and the data logger's HJ 212 MN (it addresses the device)."""
 
 
 # -- strict filters ------------------------------------------------------------------------
 
-class BadFilter(InputError):
-    """A query parameter that cannot be accepted (400, as JSON or as an HTML page)."""
-
-    def __init__(self, name: str, message_en: str, message_zh: str) -> None:
-        super().__init__(f"{name}: {message_en}")
-        self.name = name
-        self.message_en = message_en
-        self.message_zh = message_zh
-
-
-class Query:
-    """Typed access to a request's query parameters; every refusal names the parameter.
-
-    On the pages an empty value counts as absent (HTML forms send empty fields); the JSON
-    API (``forms=False``) refuses it like the rest of API v1. A value given twice, too
-    long, or holding control characters is refused.
-    """
-
-    def __init__(self, query: Mapping[str, str] | Any, *, forms: bool = True) -> None:
-        self.query = query
-        self.forms = forms
-
-    def text(self, name: str, max_len: int = 40) -> str | None:
-        """One value, stripped; None when absent or empty."""
-        values = self.query.getall(name, [])
-        if len(values) > 1:
-            raise BadFilter(name, "given more than once", "重复给出")
-        if not values:
-            return None
-        value = values[0]
-        if value == "" and not self.forms:
-            raise BadFilter(name, "empty (leave the parameter out for the default)",
-                            "为空（不需要时请省略该参数）")
-        if len(value) > max_len:
-            raise BadFilter(name, f"longer than {max_len} characters", f"超过 {max_len} 个字符")
-        if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
-            raise BadFilter(name, "contains control characters", "含有控制字符")
-        return value.strip() or None
-
-    def choice(self, name: str, allowed: Any) -> str | None:
-        """One of ``allowed``."""
-        value = self.text(name)
-        if value is not None and value not in allowed:
-            raise BadFilter(name, f"{value!r} is not one of {', '.join(sorted(allowed))}",
-                            f"{value!r} 不是可选值（{'、'.join(sorted(allowed))}）")
-        return value
-
-    def pattern(self, name: str, regex: re.Pattern[str], what_en: str, what_zh: str,
-                upper: bool = False) -> str | None:
-        """A value of a fixed shape."""
-        value = self.text(name)
-        if value is not None and upper:
-            value = value.upper()
-        if value is not None and not regex.match(value):
-            raise BadFilter(name, f"{value!r} is not {what_en}", f"{value!r} 不是{what_zh}")
-        return value
-
-    def credit_code(self, name: str) -> str | None:
-        """A unified social credit code (18 characters, GB 32100)."""
-        return self.pattern(name, CREDIT_CODE, "a unified social credit code (18 characters)",
-                            "统一社会信用代码（18 位）", upper=True)
-
-    def integer(self, name: str, low: int, high: int, default: int | None = None) -> int | None:
-        """A whole number in ``[low, high]``."""
-        value = self.text(name)
-        if value is None:
-            return default
-        if not DIGITS.match(value) or not low <= int(value) <= high:
-            raise BadFilter(name, f"must be a whole number from {low} to {high}",
-                            f"应为 {low} 至 {high} 的整数")
-        return int(value)
-
-    def day(self, name: str) -> date | None:
-        """A date, YYYY-MM-DD."""
-        value = self.text(name)
-        if value is None:
-            return None
-        if not params.DATE_RE.match(value):
-            raise BadFilter(name, f"{value!r} is not a date of {params.EARLIEST.year}-"
-                            f"{params.LATEST.year} (YYYY-MM-DD)",
-                            f"{value!r} 不是 {params.EARLIEST.year}—{params.LATEST.year} 年的"
-                            "日期（YYYY-MM-DD）")
-        return date.fromisoformat(value)
-
-    def days(self) -> tuple[date | None, date | None]:
-        """``from`` and ``to`` (inclusive days); ``from`` after ``to`` is refused."""
-        first, last = self.day("from"), self.day("to")
-        if first and last and first > last:
-            raise BadFilter("from", "is after to", "晚于 to")
-        return first, last
+class Query(params.Query):
+    """:class:`params.Query` with the disclosure lists' search text, cursor and page size."""
 
     def search(self) -> str | None:
         """Free text ``q`` (every word must occur; Chinese by any two characters)."""
@@ -154,7 +66,7 @@ class Query:
 
     def limit(self, default: int) -> int:
         """Rows per page."""
-        return self.integer("limit", 1, reads.MAX_PAGE, default) or default
+        return self.integer("limit", 1, cursors.MAX_PAGE, default) or default
 
 
 def shanghai_start(day: date) -> datetime:
@@ -164,7 +76,7 @@ def shanghai_start(day: date) -> datetime:
 
 def _known(name: str, value: str | None, known: set[str]) -> None:
     if value is not None and value not in known:
-        raise BadFilter(name, f"unknown code {value!r}", f"没有编码 {value!r}")
+        raise params.BadParameter(name, f"unknown code {value!r}", f"没有编码 {value!r}")
 
 
 @dataclass
@@ -186,7 +98,7 @@ async def enterprise_page(conn: asyncpg.Connection, q: Query) -> Page:
         "key_list_year": q.integer("key_list_year", EARLIEST_YEAR, LATEST_YEAR),
         "q": q.search(),
     }
-    rows, nxt = await _paged(reads.list_enterprises(conn, **filters, cursor=q.cursor(),
+    rows, nxt = await _paged(lists.list_enterprises(conn, **filters, cursor=q.cursor(),
                                                     limit=q.limit(ENTERPRISE_PAGE)))
     return Page(rows, nxt, filters)
 
@@ -200,7 +112,7 @@ async def record_page(conn: asyncpg.Connection, q: Query) -> Page:
         status_list = sorted(set(given))
         bad = [s for s in status_list if s not in models.RECORD_STATUSES]
         if bad or not status_list or len(given) != len(status_list):
-            raise BadFilter("status", f"{statuses!r}: give one or more of "
+            raise params.BadParameter("status", f"{statuses!r}: give one or more of "
                             f"{', '.join(models.RECORD_STATUSES)} (comma-separated)",
                             f"{statuses!r}：应为 {'、'.join(models.RECORD_STATUSES)} 之一或多个"
                             "（逗号分隔）")
@@ -215,7 +127,7 @@ async def record_page(conn: asyncpg.Connection, q: Query) -> Page:
     cats, subs = await reads.catalog_codes(conn)
     _known("category", filters["category"], cats)
     _known("subitem", filters["subitem"], subs)
-    rows, nxt = await _paged(reads.list_records(
+    rows, nxt = await _paged(lists.list_records(
         conn, category=filters["category"], subitem=filters["subitem"],
         credit_code=filters["enterprise"], statuses=status_list,
         published_from=shanghai_start(first) if first else None,
@@ -233,7 +145,7 @@ async def penalty_page(conn: asyncpg.Connection, q: Query) -> Page:
         "status": q.choice("status", models.ENFORCEMENT),
         "from": first, "to": last, "q": q.search(),
     }
-    rows, nxt = await _paged(reads.list_penalties(
+    rows, nxt = await _paged(lists.list_penalties(
         conn, credit_code=filters["enterprise"], county=filters["county"],
         enforcement_status=filters["status"], decided_from=first, decided_until=last,
         q=filters["q"], cursor=q.cursor(), limit=q.limit(LIST_PAGE)))
@@ -249,7 +161,7 @@ async def eia_page(conn: asyncpg.Connection, q: Query) -> Page:
         "document_kind": q.choice("document_kind", ("report", "table")),
         "q": q.search(),
     }
-    rows, nxt = await _paged(reads.list_eia(
+    rows, nxt = await _paged(lists.list_eia(
         conn, county=filters["county"], stage=filters["stage"],
         credit_code=filters["enterprise"], document_kind=filters["document_kind"],
         q=filters["q"], cursor=q.cursor(), limit=q.limit(LIST_PAGE)))
@@ -260,7 +172,7 @@ async def _paged(call: Any) -> tuple[list[asyncpg.Record], str | None]:
     try:
         return await call
     except InputError as exc:
-        raise BadFilter("cursor", str(exc), "不是本列表的翻页标记") from None
+        raise params.BadParameter("cursor", str(exc), "不是本列表的翻页标记") from None
 
 
 # -- documents -----------------------------------------------------------------------------
@@ -299,12 +211,12 @@ async def enterprise_file(conn: asyncpg.Connection, app: web.Application,
     limits = await store.limits_of(conn, [o["id"] for o in outlets])
     outlet_docs = [{**dict(o), "limits": [lim for lim in limits if lim["outlet_id"] == o["id"]]}
                    for o in outlets]
-    records = Page(*await reads.list_records(conn, credit_code=credit_code, limit=JOINED))
-    penalties = Page(*await reads.list_penalties(conn, credit_code=credit_code, limit=JOINED))
-    eia = Page(*await reads.list_eia(conn, credit_code=credit_code, limit=JOINED))
-    monitoring, _ = await store.list_monitoring_results(conn, credit_code=credit_code,
+    records = Page(*await lists.list_records(conn, credit_code=credit_code, limit=JOINED))
+    penalties = Page(*await lists.list_penalties(conn, credit_code=credit_code, limit=JOINED))
+    eia = Page(*await lists.list_eia(conn, credit_code=credit_code, limit=JOINED))
+    monitoring, _ = await lists.list_monitoring_results(conn, credit_code=credit_code,
                                                         limit=JOINED)
-    exceedances, _ = await store.list_monitoring_results(conn, credit_code=credit_code,
+    exceedances, _ = await lists.list_monitoring_results(conn, credit_code=credit_code,
                                                          compliant=False, limit=JOINED)
     nearest = None
     if ent["lat"] is not None and ent["lon"] is not None:
@@ -412,10 +324,6 @@ def _list_json(request: web.Request, name: str, page: Page,
     return conditional.json_response(request, body, MAX_AGE)
 
 
-def _bad(exc: BadFilter) -> ApiError:
-    return ApiError(400, "bad_parameter", str(exc), {"parameter": exc.name})
-
-
 def _not_found(message: str) -> ApiError:
     return ApiError(404, "not_found", message)
 
@@ -427,8 +335,8 @@ def _list_handler(name: str, pager: Callable[[Any, Query], Awaitable[Page]],
         try:
             async with request.app[keys.POOL].acquire() as conn:
                 page = await pager(conn, Query(request.query, forms=False))
-        except BadFilter as exc:
-            raise _bad(exc) from None
+        except params.BadParameter as exc:
+            raise exc.api_error() from None
         return _list_json(request, name, page, hide=hide)
     return handler
 
@@ -524,8 +432,8 @@ async def api_stats(request: web.Request) -> web.Response:
     """``GET /api/v1/disclosures/stats``."""
     try:
         year = stats_year(request)
-    except BadFilter as exc:
-        raise _bad(exc) from None
+    except params.BadParameter as exc:
+        raise exc.api_error() from None
     async with request.app[keys.POOL].acquire() as conn:
         stats = await year_stats(conn, year)
     return conditional.json_response(request, stats_json(stats), MAX_AGE)
@@ -580,9 +488,7 @@ async def seed_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup_disclosure(app: web.Application) -> None:
-    """Register the public disclosure API, pages and feed, and the sample-data loading."""
-    from aqi_service.web import atom, disclosure_pages
-
+    """Register the public disclosure API and the sample-data loading."""
     for path, handler in (("/api/v1/enterprises", api_enterprises),
                           ("/api/v1/enterprises/{credit_code}", api_enterprise),
                           ("/api/v1/disclosures", api_disclosures),
@@ -592,8 +498,6 @@ def setup_disclosure(app: web.Application) -> None:
                           ("/api/v1/eia/{id}", api_eia),
                           ("/api/v1/penalties", api_penalties)):
         app.router.add_get(path, json_route(handler))
-    atom.setup_feed(app)
-    disclosure_pages.setup_pages(app)
     app.cleanup_ctx.append(seed_ctx)
 
 
@@ -781,7 +685,7 @@ def _q(name: str, description: str, schema: dict[str, Any] | None = None) -> dic
 _PAGING = [_q("cursor", "next_cursor of the previous page (opaque; an altered one is a 400)",
               {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR}),
            _q("limit", "rows per page", {"type": "integer", "minimum": 1,
-                                         "maximum": reads.MAX_PAGE})]
+                                         "maximum": cursors.MAX_PAGE})]
 _SEARCH = _q("q", "words that must all occur (Chinese: any two characters of a word "
              "match); at most 100 characters",
              {"type": "string", "minLength": 1, "maxLength": MAX_Q})

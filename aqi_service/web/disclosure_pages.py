@@ -9,20 +9,18 @@ object an HTML 404 page. Each answer has a strong ETag (304 when it matches).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from aqi_service.disclosure import models
 from aqi_service.storage import disclosure_reads as reads
-from aqi_service.web import charts, errors, keys, templating
+from aqi_service.web import charts, keys, templating
 from aqi_service.web import disclosure_api as api
-from aqi_service.web.pages import PageError
-from aqi_service.web.pages import page as every_page
+from aqi_service.web.pages import PageError, page
 from aqi_service.web.templating import lang_for
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_AGE = api.MAX_AGE
 
 LABELS: dict[str, dict[str, tuple[str, str]]] = {
@@ -84,19 +82,6 @@ def _render(request: web.Request, template: str, context: dict[str, Any],
     lang = lang_for(request)
     context = {"label": _labeller(lang), "options": LABELS, **context}
     return _send(request, templating.render_string(template, request, context), status)
-
-
-def page(handler: Handler) -> Handler:
-    """Answer a bad filter (400) with the HTML error page; a ``PageError`` or a database
-    outage (503) as every page does (``pages.page``)."""
-    async def filtered(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except api.BadFilter as exc:
-            return errors.html_error(request, 400, f"参数 {exc.name}：{exc.message_zh}。",
-                                     f"{exc.name}: {exc.message_en}.")
-    filtered.__doc__ = handler.__doc__
-    return every_page(filtered)
 
 
 def _next_href(request: web.Request, cursor: str | None) -> str | None:

@@ -196,7 +196,7 @@ NO_DATABASE = frozenset({"/api/v1/now", "/api/v1/schemes", "/api/v1/openapi.json
 """Operations answered without the database (from the snapshot or from code)."""
 
 
-CONTRIBUTORS: tuple[str, ...] = ("aqi_service.web.status", "aqi_service.web.admin",
+CONTRIBUTORS: tuple[str, ...] = ("aqi_service.web.status", "aqi_service.web.admin_openapi",
                                   "aqi_service.web.disclosure_api")
 """Modules whose ``OPENAPI_PATHS`` / ``OPENAPI_SCHEMAS`` dicts join the document."""
 

@@ -24,7 +24,7 @@ from aqi_service.aqi.schemes import (
     scheme_for_hour,
 )
 from aqi_service.storage import page_reads, reads
-from aqi_service.web import charts, errors, keys, templating
+from aqi_service.web import charts, errors, keys, params, templating
 from aqi_service.web import rankings as ranking
 from aqi_service.web.params import STATION_CODE
 from aqi_service.web.public_url import public_origin
@@ -127,13 +127,17 @@ def _remember(request: web.Request, key: tuple[str, ...] | None, body: str) -> N
 
 
 def page(handler: Handler) -> Handler:
-    """Answer a ``PageError`` from ``handler`` with the HTML error page, and a database
-    outage with the HTML 503 page."""
+    """The wrapper of every page: a ``PageError`` from ``handler`` or a bad parameter
+    (``params.BadParameter``) is answered with the HTML error page, a database outage with
+    the HTML 503 page."""
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
         except PageError as exc:
             return errors.html_error(request, exc.status, exc.message_zh, exc.message_en)
+        except params.BadParameter as exc:
+            return errors.html_error(request, 400, f"参数 {exc.name}：{exc.message_zh}。",
+                                     f"{exc.name}: {exc.message_en}.")
         except errors.DATABASE_ERRORS as exc:
             outage = errors.outage_page(request, exc)
             if outage is None:
@@ -144,12 +148,7 @@ def page(handler: Handler) -> Handler:
 
 
 def _query(request: web.Request, name: str) -> str | None:
-    values = request.query.getall(name, [])
-    if len(values) > 1:
-        raise PageError(400, f"参数 {name} 重复", f"{name}: given more than once")
-    if values and len(values[0]) > MAX_PARAM:
-        raise PageError(400, f"参数 {name} 过长", f"{name}: longer than {MAX_PARAM} characters")
-    return values[0] if values else None
+    return params.single(request.query, name, MAX_PARAM)
 
 
 def _href(request: web.Request, path: str) -> str:

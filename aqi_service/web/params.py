@@ -1,6 +1,10 @@
-"""Query and path parameters: parsed strictly, refused with a 400 envelope naming the parameter.
+"""Query and path parameters: parsed strictly, refused with a 400 naming the parameter.
 
-One parser for every JSON route (the series, downloads, rankings, the admin API). The
+One parser for every route: the JSON routes (the series, downloads, rankings, the admin
+API) refuse with the 400 envelope (:func:`bad`); the disclosure lists and the pages read
+through :class:`Query`, whose refusals (:class:`BadParameter`, in Chinese and English) the
+JSON routes answer with the same envelope and the pages with the HTML error page. Every
+value goes through :func:`single` (given once, not too long, no control characters). The
 shapes are regular expressions that the OpenAPI document publishes as they are (``PATTERNS``),
 so the document says exactly what is accepted: dates and times of the years 2000–2099 (no
 data can exist before, and a year-0001 or 9999 date would overflow the time arithmetic),
@@ -11,11 +15,14 @@ also accepts '¹' or '٣', which ``int`` then refuses or reads).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from aiohttp import web
 
 from aqi_service.aqi.schemes import SHANGHAI
+from aqi_service.errors import InputError
 from aqi_service.web.errors import ApiError
 
 STATION_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -51,7 +58,23 @@ TIME_RE = re.compile(TIME_PATTERN)
 MONTH_RE = re.compile(MONTH_PATTERN)
 YEAR_RE = re.compile(YEAR_PATTERN)
 ID_RE = re.compile(ID_PATTERN)
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""Control characters (C0, DEL, C1) and lone surrogates."""
+
+
+class BadParameter(InputError):
+    """A parameter that cannot be accepted: a 400 naming it (the JSON envelope on JSON routes,
+    the HTML error page on the pages); the message in English and Chinese."""
+
+    def __init__(self, name: str, message_en: str, message_zh: str | None = None) -> None:
+        super().__init__(f"{name}: {message_en}")
+        self.name = name
+        self.message_en = message_en
+        self.message_zh = message_zh or message_en
+
+    def api_error(self) -> ApiError:
+        """The 400 envelope of this refusal."""
+        return ApiError(400, "bad_parameter", str(self), {"parameter": self.name})
 
 
 def bad(name: str, message: str, **details: object) -> ApiError:
@@ -59,25 +82,36 @@ def bad(name: str, message: str, **details: object) -> ApiError:
     return ApiError(400, "bad_parameter", f"{name}: {message}", {"parameter": name, **details})
 
 
-def text(request: web.Request, name: str, max_len: int = MAX_PARAM, *,
-         empty_is_absent: bool = False) -> str | None:
-    """One value of ``name`` (None when absent): given once, at most ``max_len`` characters,
-    no control characters; an empty value is refused unless ``empty_is_absent``."""
-    values = request.query.getall(name, [])
+def single(query: Mapping[str, str] | Any, name: str, max_len: int = MAX_PARAM, *,
+           empty_is_absent: bool = False) -> str | None:
+    """One value of ``name`` in ``query`` (None when absent): given once, at most ``max_len``
+    characters, no control characters; an empty value is refused unless ``empty_is_absent``.
+    Refusals are :class:`BadParameter`."""
+    values = query.getall(name, [])
     if len(values) > 1:
-        raise bad(name, "given more than once")
+        raise BadParameter(name, "given more than once", "重复给出")
     if not values:
         return None
     value = values[0]
     if value == "":
         if empty_is_absent:
             return None
-        raise bad(name, "empty (leave the parameter out for the default)")
+        raise BadParameter(name, "empty (leave the parameter out for the default)",
+                           "为空（不需要时请省略该参数）")
     if len(value) > max_len:
-        raise bad(name, f"longer than {max_len} characters")
+        raise BadParameter(name, f"longer than {max_len} characters", f"超过 {max_len} 个字符")
     if CONTROL.search(value):
-        raise bad(name, "contains control characters")
+        raise BadParameter(name, "contains control characters", "含有控制字符")
     return value
+
+
+def text(request: web.Request, name: str, max_len: int = MAX_PARAM, *,
+         empty_is_absent: bool = False) -> str | None:
+    """:func:`single` of the request's query, refused with the 400 envelope."""
+    try:
+        return single(request.query, name, max_len, empty_is_absent=empty_is_absent)
+    except BadParameter as exc:
+        raise exc.api_error() from None
 
 
 def choice(request: web.Request, name: str, choices: tuple[str, ...],
@@ -173,3 +207,79 @@ def check_range(first_name: str, first: datetime | date, last: datetime | date,
                        f"at most {limit.days} days of {unit} per request; for longer series "
                        "use the research downloads (/api/v1/download/…)",
                        {"parameter": first_name, "limit_days": limit.days})
+
+
+CREDIT_CODE = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$")
+"""The shape of a unified social credit code (GB 32100; the check characters are verified
+where one is stored)."""
+DIGITS = re.compile(r"^[0-9]{1,18}$")
+
+
+class Query:
+    """Typed access to a request's query parameters; every refusal is a :class:`BadParameter`.
+
+    With ``forms`` (the pages' filter forms, which send empty fields) an empty value counts
+    as absent; without (API v1) an empty value is refused. Values are stripped. A value
+    given twice, too long, or holding control characters is refused.
+    """
+
+    def __init__(self, query: Mapping[str, str] | Any, *, forms: bool = True) -> None:
+        self.query = query
+        self.forms = forms
+
+    def text(self, name: str, max_len: int = 40) -> str | None:
+        """One value, stripped; None when absent (or blank)."""
+        value = single(self.query, name, max_len, empty_is_absent=self.forms)
+        return None if value is None else value.strip() or None
+
+    def choice(self, name: str, allowed: Any) -> str | None:
+        """One of ``allowed``."""
+        value = self.text(name)
+        if value is not None and value not in allowed:
+            raise BadParameter(name, f"{value!r} is not one of {', '.join(sorted(allowed))}",
+                               f"{value!r} 不是可选值（{'、'.join(sorted(allowed))}）")
+        return value
+
+    def pattern(self, name: str, regex: re.Pattern[str], what_en: str, what_zh: str,
+                upper: bool = False) -> str | None:
+        """A value of a fixed shape."""
+        value = self.text(name)
+        if value is not None and upper:
+            value = value.upper()
+        if value is not None and not regex.match(value):
+            raise BadParameter(name, f"{value!r} is not {what_en}", f"{value!r} 不是{what_zh}")
+        return value
+
+    def credit_code(self, name: str) -> str | None:
+        """A unified social credit code (18 characters, GB 32100)."""
+        return self.pattern(name, CREDIT_CODE, "a unified social credit code (18 characters)",
+                            "统一社会信用代码（18 位）", upper=True)
+
+    def integer(self, name: str, low: int, high: int, default: int | None = None) -> int | None:
+        """A whole number in ``[low, high]``."""
+        value = self.text(name)
+        if value is None:
+            return default
+        if not DIGITS.match(value) or not low <= int(value) <= high:
+            raise BadParameter(name, f"must be a whole number from {low} to {high}",
+                               f"应为 {low} 至 {high} 的整数")
+        return int(value)
+
+    def day(self, name: str) -> date | None:
+        """A date, YYYY-MM-DD, of 2000-2099."""
+        value = self.text(name)
+        if value is None:
+            return None
+        if not DATE_RE.match(value):
+            raise BadParameter(name, f"{value!r} is not a date of {EARLIEST.year}-"
+                               f"{LATEST.year} (YYYY-MM-DD)",
+                               f"{value!r} 不是 {EARLIEST.year}—{LATEST.year} 年的"
+                               "日期（YYYY-MM-DD）")
+        return date.fromisoformat(value)
+
+    def days(self) -> tuple[date | None, date | None]:
+        """``from`` and ``to`` (inclusive days); ``from`` after ``to`` is refused."""
+        first, last = self.day("from"), self.day("to")
+        if first and last and first > last:
+            raise BadParameter("from", "is after to", "晚于 to")
+        return first, last
