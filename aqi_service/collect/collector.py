@@ -36,7 +36,7 @@ from aqi_service.collect.health import HealthCheck
 from aqi_service.collect.validate import FieldMap, Parsed, PayloadError, parse_hourly
 from aqi_service.config import Config, HttpSource, StationConfig
 from aqi_service.storage import observations, runs
-from aqi_service.storage.observations import ObservationRow
+from aqi_service.storage.observations import Column
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class PollResult:
 
     def __post_init__(self) -> None:
         if self.parsed is not None:
-            self.rows = len(self.parsed.rows)
+            self.rows = self.parsed.count
             self.hours = len(self.parsed.hours)
             self.rejected = len(self.parsed.rejected)
             self.newest = max(self.parsed.hours) if self.parsed.hours else None
@@ -135,7 +135,7 @@ class _DeriveJob:
     """Stations whose records to recompute, and rows for those that had nothing stored."""
 
     changed: dict[str, set[datetime]]
-    new_rows: dict[str, list[ObservationRow]]
+    new_rows: dict[str, list[Column]]
     marks: list[int]
     """The batch's "to derive" marks, moved on with its records."""
 
@@ -197,7 +197,7 @@ class Collector:
         """Ask one station for the hours in (since, until]; never raises."""
         started = time.perf_counter()
         attempts = 0
-        parsed = Parsed()
+        parsed = Parsed(st.code)
         answered = since
         try:
             url, mapping, headers = self._endpoint(st)
@@ -210,12 +210,8 @@ class Collector:
                 attempts += fetched.attempts
                 part = parse_hourly(fetched.body, st.code, mapping, answered, self.clock(),
                                     tz, st.source)
-                part.rows = [r for r in part.rows if r[2] <= chunk_end]
-                parsed.rows.extend(part.rows)
-                parsed.rejected.extend(part.rejected)
-                parsed.hours |= {h for h in part.hours if h <= chunk_end}
-                parsed.duplicates += part.duplicates
-                parsed.flagged += part.flagged
+                part.clip(chunk_end)
+                parsed.extend(part)
                 answered = chunk_end
         except StationError as exc:
             attempts += exc.attempts
@@ -510,12 +506,12 @@ class Collector:
         """Write a batch of stations in one transaction: rows, "to derive" marks,
         rejected values and the stations' cursors are durable together or not at all."""
         run_id, target = summary.run_id, summary.target_hour
-        by_station = {res.station: res.parsed.rows for res in batch if res.parsed}
+        by_station = {res.station: res.parsed.columns for res in batch if res.parsed}
         rejected = [rej for res in batch if res.parsed for rej in res.parsed.rejected]
         # Stations with nothing stored before: what is written now is all there is, so
         # their records can be derived from these rows without reading them back.
-        new_rows = {s: rows for s, rows in by_station.items()
-                    if rows and newest.get(s) is None}
+        new_rows = {s: columns for s, columns in by_station.items()
+                    if columns and newest.get(s) is None}
         async with conn.transaction():
             result = await observations.ingest(
                 conn, by_station, newest, run_id,
