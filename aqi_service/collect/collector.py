@@ -19,9 +19,11 @@ own oldest missing hour, whatever the look-back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -49,6 +51,35 @@ BATCH_ROWS = 50_000
 """Rows gathered before the writer flushes them to the database."""
 WRITERS = 3
 """Batches written at once, each on its own connection (a batch holds whole stations)."""
+RUN_GC_THRESHOLD = 20_000
+"""Allocations between two young-generation garbage collections while a run is going."""
+
+_running = 0
+"""Runs in progress in this process (any collector): the GC threshold is theirs."""
+_saved_threshold: tuple[int, ...] = ()
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often during a run.
+
+    A back-fill makes hundreds of thousands of short-lived containers (decoded records,
+    columns, record tuples) that reference counting frees; at the default threshold
+    (700) the collector would scan the young objects over again every few hundred of them
+    (measured: about 0.4 CPU-seconds of a 2,000-station back-fill). The threshold is
+    restored when the last run ends.
+    """
+    global _running, _saved_threshold
+    if _running == 0:
+        _saved_threshold = gc.get_threshold()
+        gc.set_threshold(max(RUN_GC_THRESHOLD, _saved_threshold[0]), *_saved_threshold[1:])
+    _running += 1
+    try:
+        yield
+    finally:
+        _running -= 1
+        if _running == 0:
+            gc.set_threshold(*_saved_threshold)
 
 
 class CollectorEvents(Protocol):
@@ -249,7 +280,8 @@ class Collector:
         self.pending += 1
         try:
             async with self._lock:
-                return await self._run(trigger, only_missing, lookback_hours, progress)
+                with _fewer_collections():
+                    return await self._run(trigger, only_missing, lookback_hours, progress)
         finally:
             self.pending -= 1
 

@@ -315,7 +315,7 @@ async def derive_city(
 
 
 def _complete_days(changed: Mapping[str, set[datetime]], latest_hour: datetime) -> list[date]:
-    days = sorted({local_day(h) for hs in changed.values() for h in hs})
+    days = sorted({local_day(h) for h in set().union(*changed.values())})
     return [d for d in days if day_bounds(d)[1] <= latest_hour]
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from functools import lru_cache
+from itertools import repeat
 from typing import Any, Protocol
 
 from aqi_service.aqi.schemes import POLLUTANTS
@@ -220,10 +221,13 @@ def parse_hourly(
     rejected = out.rejected
     # 1. Records and their hours; a repeated hour's values replace the earlier ones.
     by_hour: dict[datetime, Mapping[str, Any]] = {}
+    get: Any = dict.get  # how to read a record (any Mapping, if not all are dicts)
     for rec in records:
-        if type(rec) is not dict and not isinstance(rec, Mapping):
-            rejected.append((station, None, None, _short(rec), None, "record_not_object"))
-            continue
+        if type(rec) is not dict:
+            if not isinstance(rec, Mapping):
+                rejected.append((station, None, None, _short(rec), None, "record_not_object"))
+                continue
+            get = _mapping_get
         raw_time = rec.get(mapping.time)
         try:
             if type(raw_time) is str:
@@ -259,11 +263,11 @@ def parse_hourly(
             continue
         flag_key = mapping.flags.get(pol, "")
         maximum = min(PLAUSIBLE_MAX[pol], SENTINEL_FLOOR)
-        col = [r.get(key) for r in recs]
+        col = list(map(get, recs, repeat(key)))
         absent = getattr(mapping, "missing", ())
         if absent:
             col = [None if type(v) is str and v.strip() in absent else v for v in col]
-        flags = [r.get(flag_key, "N") for r in recs]
+        flags = list(map(get, recs, repeat(flag_key), repeat("N")))
         if (flags.count("N") == len(flags) and col.count(None) == 0
                 and _plain_in_range(col, maximum)):
             out.columns.append(Column(pol, hours, col, source))
@@ -329,11 +333,12 @@ def _plain_in_range(col: list[Any], maximum: float) -> bool:
     ``maximum`` is at most the smallest positive sentinel, so a column that passes holds
     no sentinel.
     """
-    if all(type(v) is int for v in col):
+    kinds = set(map(type, col))
+    if kinds == {int}:
         return min(col) >= 0 and max(col) < maximum
-    if all(type(v) is NumText for v in col):
+    if kinds == {NumText}:
         try:
-            numbers = [float(v) for v in col]
+            numbers = list(map(float, col))
         except ValueError:
             return False
         return min(numbers) >= 0 and max(numbers) < maximum
@@ -369,6 +374,10 @@ def _check(station: str, pol: str, when: datetime, raw: Any, raw_flag: Any, maxi
             return None
         out.flagged += 1
     return value, flag, valid
+
+
+def _mapping_get(record: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    return record.get(key, default)
 
 
 def _short(raw: Any, limit: int = 64) -> str | None:

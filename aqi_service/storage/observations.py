@@ -181,10 +181,10 @@ async def ensure_partitions(conn: asyncpg.Connection, first: datetime, last: dat
 
 def _csv(groups: Iterable[tuple[str, Sequence[Column]]]) -> io.BytesIO:
     """Stations' columns as CSV for COPY: the server parses the values, this process only
-    joins text. A column of normal, valid values is one ``join``: only the hour and the
-    value change from line to line."""
+    joins text. Columns sharing an ``hours`` list share a line template in which only the
+    station, pollutant and source (once per column) and the values are filled in."""
     texts: dict[datetime, str] = {}
-    shared: dict[int, tuple[list[datetime], list[str]]] = {}
+    shared: dict[int, tuple[list[datetime], list[str], str]] = {}
     parts: list[str] = []
     add = parts.append
     for station, columns in groups:
@@ -197,13 +197,12 @@ def _csv(groups: Iterable[tuple[str, Sequence[Column]]]) -> io.BytesIO:
                     if h is None:
                         h = texts[hour] = f",{hour.isoformat()},"
                     hs.append(h)
-                kept = shared[id(c.hours)] = (c.hours, hs)
+                # \x00 and \x01 stand for a line's head and tail (names never hold them).
+                kept = shared[id(c.hours)] = (c.hours, hs, "".join(f"\x00{h}%s\x01" for h in hs))
             head = f"{station},{c.pollutant}"
             if c.flags is None and c.valid is None:
-                tail = f",N,t,{c.source}\n"
-                add(head)
-                add((tail + head).join(map(str.__add__, kept[1], map(str, c.values))))
-                add(tail)
+                add(kept[2].replace("\x00", head).replace("\x01", f",N,t,{c.source}\n")
+                    % tuple(c.values))
                 continue
             for h, value, flag, valid in zip(kept[1], c.values, c.flags or repeat("N"),
                                              c.valid or repeat(True), strict=False):
