@@ -51,6 +51,8 @@ BATCH_ROWS = 50_000
 """Rows gathered before the writer flushes them to the database."""
 WRITERS = 3
 """Batches written at once, each on its own connection (a batch holds whole stations)."""
+DERIVERS = 2
+"""Batches whose records are derived at once (disjoint stations, a connection each)."""
 RUN_GC_THRESHOLD = 20_000
 """Allocations between two young-generation garbage collections while a run is going."""
 
@@ -434,14 +436,16 @@ class Collector:
                     polls.create_task(poll_one(st, since))
             await queue.put(None)
 
-        # Three stages overlap: polls → writer (ingest) → deriver (records of the stations
-        # just written), so this process computes while PostgreSQL writes and vice versa.
+        # Three stages overlap: polls → writer (ingest) → derivers (records of the stations
+        # just written, ``DERIVERS`` batches at once), so this process computes while
+        # PostgreSQL writes and vice versa.
         # One task group owns them all: the first that fails cancels the others (no stage
         # is left blocked on a queue nobody reads) and its exception ends the run.
-        to_derive: asyncio.Queue[_DeriveJob | None] = asyncio.Queue(maxsize=2)
+        to_derive: asyncio.Queue[_DeriveJob | None] = asyncio.Queue(maxsize=DERIVERS)
         try:
             async with asyncio.TaskGroup() as stages:
-                stages.create_task(self._deriver(to_derive, target, summary, run_id))
+                for _ in range(DERIVERS):
+                    stages.create_task(self._deriver(to_derive, target, summary, run_id))
                 stages.create_task(self._writer(queue, to_derive, newest_stored, summary,
                                                 results, len(plan), progress))
                 stages.create_task(poll_all())
@@ -466,8 +470,9 @@ class Collector:
     async def _deriver(self, queue: asyncio.Queue[_DeriveJob | None],
                        target: datetime, summary: RunSummary, run_id: int) -> None:
         """Derive the records of each ingested batch (a connection per job: no pool size
-        can deadlock the writers and the deriver); the batch's marks move on to the city
-        stage in the transaction that writes the records."""
+        can deadlock the writers and the derivers); the batch's marks move on to the city
+        stage in the transaction that writes the records. Batches hold disjoint stations,
+        so derivers running side by side never write the same record."""
         while (job := await queue.get()) is not None:
             started = time.perf_counter()
             async with self._step(), self._acquire() as conn, conn.transaction():
@@ -530,7 +535,8 @@ class Collector:
                     pending, pending_rows = [], 0
                 if res is None:
                     break
-        await to_derive.put(None)
+        for _ in range(DERIVERS):
+            await to_derive.put(None)
 
     async def _flush(self, conn: asyncpg.Connection, batch: list[PollResult],
                      newest: dict[str, datetime | None], summary: RunSummary,
