@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -179,10 +178,12 @@ async def ensure_partitions(conn: asyncpg.Connection, first: datetime, last: dat
     await conn.execute(ENSURE_PARTITIONS, first, last)
 
 
-def _csv(groups: Iterable[tuple[str, Sequence[Column]]]) -> io.BytesIO:
+def _csv(groups: Iterable[tuple[str, Sequence[Column]]]) -> memoryview:
     """Stations' columns as CSV for COPY: the server parses the values, this process only
     joins text. Columns sharing an ``hours`` list share a line template in which only the
-    station, pollutant and source (once per column) and the values are filled in."""
+    station, pollutant and source (once per column) and the values are filled in. One
+    buffer, not a file: asyncpg would read a file through its thread pool (and would take
+    ``bytes`` for a path)."""
     texts: dict[datetime, str] = {}
     shared: dict[int, tuple[list[datetime], list[str], str]] = {}
     parts: list[str] = []
@@ -207,7 +208,7 @@ def _csv(groups: Iterable[tuple[str, Sequence[Column]]]) -> io.BytesIO:
             for h, value, flag, valid in zip(kept[1], c.values, c.flags or repeat("N"),
                                              c.valid or repeat(True), strict=False):
                 add(f"{head}{h}{value},{flag},{'t' if valid else 'f'},{c.source}\n")
-    return io.BytesIO("".join(parts).encode())
+    return memoryview("".join(parts).encode())
 
 
 async def ingest(
