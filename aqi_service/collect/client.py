@@ -53,6 +53,18 @@ def _retryable(outcome: str) -> bool:
     return outcome in ("timeout", "connection", "http_5xx", "malformed_json")
 
 
+async def _body(resp: aiohttp.ClientResponse) -> bytes:
+    """The whole body, however many pieces it arrives in; StationError past MAX_BODY."""
+    pieces = []
+    size = 0
+    while piece := await resp.content.readany():
+        size += len(piece)
+        if size > MAX_BODY:
+            raise StationError("too_large", f"response over {MAX_BODY} bytes")
+        pieces.append(piece)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
 async def _once(session: aiohttp.ClientSession, url: str, params: Mapping[str, str],
                 headers: Mapping[str, str]) -> Any:
     try:
@@ -63,9 +75,7 @@ async def _once(session: aiohttp.ClientSession, url: str, params: Mapping[str, s
                 raise StationError("http_4xx", f"HTTP {resp.status} from {url}")
             if resp.content_length is not None and resp.content_length > MAX_BODY:
                 raise StationError("too_large", f"response of {resp.content_length} bytes")
-            raw = await resp.content.read(MAX_BODY + 1)
-            if len(raw) > MAX_BODY:
-                raise StationError("too_large", f"response over {MAX_BODY} bytes")
+            raw = await _body(resp)
     except TimeoutError as exc:
         raise StationError("timeout", f"no answer from {url} in time") from exc
     except aiohttp.ClientError as exc:

@@ -54,7 +54,6 @@ PLACES = 6
 """Decimal places of stored averages (micro-units: no double rounding at publication)."""
 CHUNK_RECORDS = 20_000
 """About this many hourly records are derived together: bounds memory on long back-fills."""
-_POLLUTANT_INDEX = {p: i for i, p in enumerate(POLLUTANTS)}
 
 SELECT_HOURLY_FOR_CITY = """
 SELECT station_code, hour_end, {fields}
@@ -136,32 +135,36 @@ async def read_matrices(conn: asyncpg.Connection, stations: Sequence[str], first
     return Matrices(first, values, reported, flags)
 
 
-def matrices_from_rows(by_station: Mapping[str, Sequence[observations.ObservationRow]],
+def matrices_from_rows(by_station: Mapping[str, Sequence[observations.Column]],
                        stations: Sequence[str], first: datetime, last: datetime) -> Matrices:
-    """Matrices straight from rows just written (for stations with nothing stored before)."""
+    """Matrices straight from the columns just written (for stations with nothing stored
+    before). Columns sharing an ``hours`` list share its offsets."""
     width = int((last - first) / HOUR) + 1
     shape = (len(stations), width)
     values = {p: np.full(shape, np.nan) for p in POLLUTANTS}
     reported = np.zeros(shape, dtype=bool)
     flags: dict[tuple[int, int], dict[str, str]] = {}
     offset = {first + k * HOUR: k for k in range(width)}
+    placed: dict[int, tuple[list[datetime], np.ndarray, np.ndarray]] = {}
     for i, station in enumerate(stations):
-        rows = by_station.get(station)
-        if not rows:
-            continue
-        _, pols, hours, texts, flag_col, valid_col, _, _ = zip(*rows, strict=True)
-        cols = np.fromiter(map(offset.get, hours, repeat(-1)), dtype=np.int64, count=len(rows))
-        pidx = np.fromiter(map(_POLLUTANT_INDEX.__getitem__, pols), dtype=np.int64,
-                           count=len(rows))
-        valid = np.fromiter(valid_col, dtype=bool, count=len(rows)) & (cols >= 0)
-        block = np.full((len(POLLUTANTS), width), np.nan)
-        block[pidx[valid], cols[valid]] = np.asarray(texts, dtype=object)[valid].astype(
-            np.float64)
-        for k, pol in enumerate(POLLUTANTS):
-            values[pol][i] = block[k]
-        reported[i, cols[cols >= 0]] = True
-        for n in np.flatnonzero(~valid & (cols >= 0)):
-            flags.setdefault((i, int(cols[n])), {})[pols[n]] = flag_col[n]
+        for c in by_station.get(station) or ():
+            n = len(c.hours)
+            got = placed.get(id(c.hours))
+            if got is None or got[0] is not c.hours:
+                cols = np.fromiter(map(offset.get, c.hours, repeat(-1)), dtype=np.int64,
+                                   count=n)
+                got = placed[id(c.hours)] = (c.hours, cols, cols >= 0)
+            _, cols, inside = got
+            numbers = np.fromiter(map(float, c.values), dtype=np.float64, count=n)
+            reported[i, cols[inside]] = True
+            if c.valid is None:
+                values[c.pollutant][i, cols[inside]] = numbers[inside]
+                continue
+            valid = np.fromiter(c.valid, dtype=bool, count=n) & inside
+            values[c.pollutant][i, cols[valid]] = numbers[valid]
+            assert c.flags is not None
+            for k in np.flatnonzero(~valid & inside):
+                flags.setdefault((i, int(cols[k])), {})[c.pollutant] = c.flags[k]
     return Matrices(first, values, reported, flags)
 
 
@@ -281,13 +284,13 @@ async def derive_stations(
     run_id: int | None = None,
     now: datetime | None = None,
     result: DeriveResult | None = None,
-    new_rows: Mapping[str, Sequence[observations.ObservationRow]] | None = None,
+    new_rows: Mapping[str, Sequence[observations.Column]] | None = None,
     variant: str = DEFAULT_VARIANT,
 ) -> DeriveResult:
     """Recompute the stations' hourly and daily records affected by ``changed``.
 
     ``new_rows`` may give, for stations that had nothing stored before this batch, the
-    rows just written: their records are then derived without reading them back.
+    columns just written: their records are then derived without reading them back.
     """
     result = result or DeriveResult()
     now = now or datetime.now(UTC)
@@ -336,7 +339,7 @@ async def derive_city(
 
 
 def _complete_days(changed: Mapping[str, set[datetime]], latest_hour: datetime) -> list[date]:
-    days = sorted({local_day(h) for hs in changed.values() for h in hs})
+    days = sorted({local_day(h) for h in set().union(*changed.values())})
     return [d for d in days if day_bounds(d)[1] <= latest_hour]
 
 
@@ -344,7 +347,7 @@ async def _derive_stations(
     conn: asyncpg.Connection, stations: Sequence[str], changed: Mapping[str, set[datetime]],
     latest_hour: datetime, now: datetime, reason: str, run_id: int | None,
     result: DeriveResult,
-    rows: Mapping[str, Sequence[observations.ObservationRow]] | None = None,
+    rows: Mapping[str, Sequence[observations.Column]] | None = None,
     variant: str = DEFAULT_VARIANT,
 ) -> None:
     first_changed = min(min(h) for h in changed.values())

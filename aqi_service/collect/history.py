@@ -284,12 +284,12 @@ def _number_or_missing(text: str) -> bool:
 
 
 def _parse(chunk: Sequence[_Row], report: HistoryReport, now: datetime,
-           ) -> dict[str, list[observations.ObservationRow]]:
-    """Validate the chunk's 1 h values as a collection would; rows per station."""
+           ) -> dict[str, list[observations.Column]]:
+    """Validate the chunk's 1 h values as a collection would; columns per station."""
     by_station: dict[str, list[_Row]] = {}
     for row in chunk:
         by_station.setdefault(row.station, []).append(row)
-    out: dict[str, list[observations.ObservationRow]] = {}
+    out: dict[str, list[observations.Column]] = {}
     for station, rows in by_station.items():
         report.stations.add(station)
         lines = {r.hour: r.line for r in rows}
@@ -300,7 +300,7 @@ def _parse(chunk: Sequence[_Row], report: HistoryReport, now: datetime,
         for _st, pol, hour, raw, _flag, reason in parsed.rejected:
             report.add_error(lines.get(hour, 0), pol or "timepoint",
                              f"{raw!r}: {reason.replace('_', ' ')}")
-        out[station] = parsed.rows
+        out[station] = parsed.columns
     return out
 
 
@@ -356,7 +356,7 @@ def _describe(row: _Row, report: HistoryReport) -> tuple[str, float, float]:
 
 
 async def _import_chunk(conn: asyncpg.Connection,
-                        by_station: dict[str, list[observations.ObservationRow]],
+                        by_station: dict[str, list[observations.Column]],
                         report: HistoryReport, city_code: str, city_members: Sequence[str],
                         variant: str) -> None:
     rows = {s: r for s, r in by_station.items() if r}
@@ -366,7 +366,7 @@ async def _import_chunk(conn: asyncpg.Connection,
     res = await observations.ingest(conn, rows, newest, None, REASON)
     report.inserted += res.inserted
     report.updated += res.updated
-    latest = max(r[2] for rs in rows.values() for r in rs)
+    latest = max(max(c.hours) for cs in rows.values() for c in cs)
     reason = "history import: records of imported hours"
     derived = await derive.derive_marked_stations(conn, latest, reason, variant=variant)
     derived = await derive.derive_marked_city(conn, latest, city_code, city_members, reason,

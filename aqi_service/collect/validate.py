@@ -26,7 +26,7 @@ from itertools import repeat
 from typing import Any, Protocol
 
 from aqi_service.aqi.schemes import POLLUTANTS
-from aqi_service.storage.observations import ObservationRow
+from aqi_service.storage.observations import Column, ObservationRow
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,11 @@ class FieldMap(Protocol):
 
 @dataclass(slots=True)
 class Parsed:
-    """Rows to store, rejections and counts from one response."""
+    """Values to store (columns), rejections and counts from one response."""
 
-    rows: list[ObservationRow] = field(default_factory=list)
+    station: str = ""
+    received: datetime | None = None
+    columns: list[Column] = field(default_factory=list)
     rejected: list[tuple[str, str | None, datetime | None, str | None, str | None, str]] = (
         field(default_factory=list))
     hours: set[datetime] = field(default_factory=set)
@@ -102,6 +104,36 @@ class Parsed:
     Both values are kept, valid (METHODOLOGY.md: the national platform published such
     pairs); the hours are listed so that they can be logged and reviewed.
     """
+
+    @property
+    def rows(self) -> list[ObservationRow]:
+        """The values to store as rows (pollutant by pollutant, in the records' order)."""
+        assert self.received is not None or not self.columns
+        return [row for c in self.columns for row in c.rows(self.station, self.received)]
+
+    @property
+    def count(self) -> int:
+        """How many values there are to store."""
+        return sum(len(c.values) for c in self.columns)
+
+    def clip(self, last: datetime) -> None:
+        """Keep only the values of hours up to ``last``."""
+        if not self.hours or max(self.hours) <= last:
+            return
+        self.hours = {h for h in self.hours if h <= last}
+        self.columns = [
+            c if max(c.hours) <= last else c.take([i for i, h in enumerate(c.hours) if h <= last])
+            for c in self.columns]
+        self.columns = [c for c in self.columns if c.values]
+
+    def extend(self, part: Parsed) -> None:
+        """Add another response's values, rejections and counts."""
+        self.received = self.received or part.received
+        self.columns.extend(part.columns)
+        self.rejected.extend(part.rejected)
+        self.hours |= part.hours
+        self.duplicates += part.duplicates
+        self.flagged += part.flagged
 
     def reject_reasons(self) -> dict[str, int]:
         """Rejections counted by reason."""
@@ -183,16 +215,19 @@ def parse_hourly(
     records = _dig(body, mapping.records)
     if not isinstance(records, list):
         raise PayloadError(f"{mapping.records!r} is not a list")
-    out = Parsed()
+    out = Parsed(station, now)
     shift = HOUR if mapping.time_convention == "hour-beginning" else timedelta(0)
     latest = now + CLOCK_SKEW
     rejected = out.rejected
     # 1. Records and their hours; a repeated hour's values replace the earlier ones.
     by_hour: dict[datetime, Mapping[str, Any]] = {}
+    get: Any = dict.get  # how to read a record (any Mapping, if not all are dicts)
     for rec in records:
-        if type(rec) is not dict and not isinstance(rec, Mapping):
-            rejected.append((station, None, None, _short(rec), None, "record_not_object"))
-            continue
+        if type(rec) is not dict:
+            if not isinstance(rec, Mapping):
+                rejected.append((station, None, None, _short(rec), None, "record_not_object"))
+                continue
+            get = _mapping_get
         raw_time = rec.get(mapping.time)
         try:
             if type(raw_time) is str:
@@ -228,28 +263,37 @@ def parse_hourly(
             continue
         flag_key = mapping.flags.get(pol, "")
         maximum = min(PLAUSIBLE_MAX[pol], SENTINEL_FLOOR)
-        col = [r.get(key) for r in recs]
+        col = list(map(get, recs, repeat(key)))
         absent = getattr(mapping, "missing", ())
         if absent:
             col = [None if type(v) is str and v.strip() in absent else v for v in col]
-        flags = [r.get(flag_key, "N") for r in recs]
+        flags = list(map(get, recs, repeat(flag_key), repeat("N")))
         if (flags.count("N") == len(flags) and col.count(None) == 0
                 and _plain_in_range(col, maximum)):
-            out.rows.extend(zip(repeat(station), repeat(pol), hours, col, repeat("N"),
-                                repeat(True), repeat(source), repeat(now)))
+            out.columns.append(Column(pol, hours, col, source))
             out.hours.update(hours)
             if pol in _PM:
                 pm[pol] = col
                 pm_ints += type(col[0]) is int  # a passing column is all ints or all texts
             continue
         valid: list[Any] = []
+        kept = Column(pol, [], [], source, [], [])
+        assert kept.flags is not None and kept.valid is not None
         for when, raw, raw_flag in zip(hours, col, flags, strict=True):
-            row = _check(station, pol, when, raw, raw_flag, PLAUSIBLE_MAX[pol], source, now,
-                         out)
-            if row is not None:
-                out.rows.append(row)
-                out.hours.add(when)
-            valid.append(row[3] if row is not None and row[5] else None)
+            got = _check(station, pol, when, raw, raw_flag, PLAUSIBLE_MAX[pol], out)
+            if got is None:
+                valid.append(None)
+                continue
+            kept.hours.append(when)
+            kept.values.append(got[0])
+            kept.flags.append(got[1])
+            kept.valid.append(got[2])
+            out.hours.add(when)
+            valid.append(got[0] if got[2] else None)
+        if kept.values:
+            if kept.flags.count("N") == len(kept.flags):  # every value kept is valid
+                kept.flags = kept.valid = None
+            out.columns.append(kept)
         if pol in _PM:
             pm[pol] = valid
     if len(pm) == 2:
@@ -289,11 +333,12 @@ def _plain_in_range(col: list[Any], maximum: float) -> bool:
     ``maximum`` is at most the smallest positive sentinel, so a column that passes holds
     no sentinel.
     """
-    if all(type(v) is int for v in col):
+    kinds = set(map(type, col))
+    if kinds == {int}:
         return min(col) >= 0 and max(col) < maximum
-    if all(type(v) is NumText for v in col):
+    if kinds == {NumText}:
         try:
-            numbers = [float(v) for v in col]
+            numbers = list(map(float, col))
         except ValueError:
             return False
         return min(numbers) >= 0 and max(numbers) < maximum
@@ -301,8 +346,9 @@ def _plain_in_range(col: list[Any], maximum: float) -> bool:
 
 
 def _check(station: str, pol: str, when: datetime, raw: Any, raw_flag: Any, maximum: float,
-           source: str, received: datetime, out: Parsed) -> ObservationRow | None:
-    """One value the fast path could not take: a row, or None with the rejection recorded."""
+           out: Parsed) -> tuple[int | str, str, bool] | None:
+    """One value the fast path could not take: (value, flag, valid), or None with the
+    rejection recorded."""
     if raw is None:
         return None
     flag = raw_flag if raw_flag == "N" else (
@@ -327,7 +373,11 @@ def _check(station: str, pol: str, when: datetime, raw: Any, raw_flag: Any, maxi
             out.rejected.append((station, pol, when, _short(raw), flag, "unknown_flag"))
             return None
         out.flagged += 1
-    return (station, pol, when, value, flag, valid, source, received)
+    return value, flag, valid
+
+
+def _mapping_get(record: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    return record.get(key, default)
 
 
 def _short(raw: Any, limit: int = 64) -> str | None:

@@ -2,20 +2,77 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import repeat
 
 import asyncpg
 
 ObservationRow = tuple[str, str, datetime, int | str, str, bool, str, datetime]
 """(station_code, pollutant, hour_end UTC, value as an int or its exact decimal text, flag,
-valid, source, received_at). Codes, flags and sources are validated names (no CSV quoting
-needed)."""
+valid, source, received_at): one observation as a row (see ``Column`` for the form the
+ingest takes)."""
 
 COLUMNS = ("station_code", "pollutant", "hour_end", "value", "flag", "valid", "source")
 """Columns written by COPY; received_at and updated_at are the transaction's time."""
+
+
+@dataclass(slots=True)
+class Column:
+    """One station's values of one pollutant, aligned with their hours (columnar rows).
+
+    Values are ints or their exact decimal text; codes, flags and sources are validated
+    names (no CSV quoting needed). Columns of one response share their ``hours`` list.
+    """
+
+    pollutant: str
+    hours: list[datetime]
+    values: list[int | str]
+    source: str
+    flags: list[str] | None = None
+    """Each value's flag; None: every value is N (normal)."""
+    valid: list[bool] | None = None
+    """Whether each value is valid; None: every value is."""
+
+    def take(self, keep: Sequence[int]) -> Column:
+        """The values at the positions ``keep``."""
+        return Column(self.pollutant, [self.hours[i] for i in keep],
+                      [self.values[i] for i in keep], self.source,
+                      None if self.flags is None else [self.flags[i] for i in keep],
+                      None if self.valid is None else [self.valid[i] for i in keep])
+
+    def rows(self, station: str, received: datetime) -> list[ObservationRow]:
+        """The column as rows."""
+        n = len(self.values)
+        return list(zip(repeat(station, n), repeat(self.pollutant), self.hours, self.values,
+                        self.flags or repeat("N"), self.valid or repeat(True),
+                        repeat(self.source), repeat(received), strict=False))
+
+
+def hours_of(columns: Sequence[Column]) -> set[datetime]:
+    """Every hour the columns hold a value for."""
+    return set().union(*(c.hours for c in columns))
+
+
+def split_at(columns: Sequence[Column], limit: datetime
+             ) -> tuple[list[Column], list[Column]]:
+    """(values after ``limit``, values at or before it), column by column."""
+    after: list[Column] = []
+    upto: list[Column] = []
+    for c in columns:
+        later = [i for i, h in enumerate(c.hours) if h > limit]
+        if len(later) == len(c.hours):
+            after.append(c)
+            continue
+        if not later:
+            upto.append(c)
+            continue
+        after.append(c.take(later))
+        later_set = set(later)
+        upto.append(c.take([i for i in range(len(c.hours)) if i not in later_set]))
+    return after, upto
+
 
 ENSURE_PARTITIONS = "SELECT ensure_partitions($1::timestamptz, $2::timestamptz)"
 
@@ -121,51 +178,70 @@ async def ensure_partitions(conn: asyncpg.Connection, first: datetime, last: dat
     await conn.execute(ENSURE_PARTITIONS, first, last)
 
 
-def _csv(groups: Iterable[Sequence[ObservationRow]]) -> io.BytesIO:
-    """Rows as CSV for COPY: the server parses the values, this process only joins text."""
+def _csv(groups: Iterable[tuple[str, Sequence[Column]]]) -> memoryview:
+    """Stations' columns as CSV for COPY: the server parses the values, this process only
+    joins text. Columns sharing an ``hours`` list share a line template in which only the
+    station, pollutant and source (once per column) and the values are filled in. One
+    buffer, not a file: asyncpg would read a file through its thread pool (and would take
+    ``bytes`` for a path)."""
     texts: dict[datetime, str] = {}
-    lines: list[str] = []
-    add = lines.append
-    for rows in groups:
-        for station, pollutant, hour, value, flag, valid, source, _received in rows:
-            h = texts.get(hour)
-            if h is None:
-                h = texts[hour] = hour.isoformat()
-            add(f"{station},{pollutant},{h},{value},{flag},{'t' if valid else 'f'},{source}\n")
-    return io.BytesIO("".join(lines).encode())
+    shared: dict[int, tuple[list[datetime], list[str], str]] = {}
+    parts: list[str] = []
+    add = parts.append
+    for station, columns in groups:
+        for c in columns:
+            kept = shared.get(id(c.hours))
+            if kept is None or kept[0] is not c.hours:
+                hs = []
+                for hour in c.hours:
+                    h = texts.get(hour)
+                    if h is None:
+                        h = texts[hour] = f",{hour.isoformat()},"
+                    hs.append(h)
+                # \x00 and \x01 stand for a line's head and tail (names never hold them).
+                kept = shared[id(c.hours)] = (c.hours, hs, "".join(f"\x00{h}%s\x01" for h in hs))
+            head = f"{station},{c.pollutant}"
+            if c.flags is None and c.valid is None:
+                add(kept[2].replace("\x00", head).replace("\x01", f",N,t,{c.source}\n")
+                    % tuple(c.values))
+                continue
+            for h, value, flag, valid in zip(kept[1], c.values, c.flags or repeat("N"),
+                                             c.valid or repeat(True), strict=False):
+                add(f"{head}{h}{value},{flag},{'t' if valid else 'f'},{c.source}\n")
+    return memoryview("".join(parts).encode())
 
 
 async def ingest(
     conn: asyncpg.Connection,
-    by_station: Mapping[str, Sequence[ObservationRow]],
+    by_station: Mapping[str, Sequence[Column]],
     newest: Mapping[str, datetime | None],
     run_id: int | None = None,
     reason: str = "station revised the value",
     hours: Mapping[str, set[datetime]] | None = None,
 ) -> IngestResult:
-    """Store observations (grouped by station) idempotently; return what changed.
+    """Store observations (columns, grouped by station) idempotently; return what changed.
 
     ``hours`` may give each station's set of hours in ``by_station`` (saves a pass).
 
-    Rows newer than the station's newest stored hour (``newest``) cannot conflict and are
+    Values newer than the station's newest stored hour (``newest``) cannot conflict and are
     copied straight into the table; the rest go through the stage and the set-based
     upsert. If a concurrent writer got there first, everything takes the upsert path.
     """
     result = IngestResult()
-    fresh: dict[str, Sequence[ObservationRow]] = {}
-    known: dict[str, Sequence[ObservationRow]] = {}
+    fresh: dict[str, Sequence[Column]] = {}
+    known: dict[str, Sequence[Column]] = {}
     given = hours or {}
     hours = {}
-    for station, rows in by_station.items():
-        if not rows:
+    for station, columns in by_station.items():
+        station_hours = given.get(station) or hours_of(columns)
+        if not station_hours:
             continue
-        hours[station] = given.get(station) or {r[2] for r in rows}
+        hours[station] = station_hours
         limit = newest.get(station)
-        if limit is None or min(hours[station]) > limit:
-            fresh[station] = rows
+        if limit is None or min(station_hours) > limit:
+            fresh[station] = columns
         else:
-            new = [r for r in rows if r[2] > limit]
-            old = [r for r in rows if r[2] <= limit]
+            new, old = split_at(columns, limit)
             if new:
                 fresh[station] = new
             known[station] = old
@@ -179,21 +255,21 @@ async def ingest(
         if fresh:
             try:
                 async with conn.transaction():
-                    await conn.copy_to_table("observations", source=_csv(fresh.values()),
+                    await conn.copy_to_table("observations", source=_csv(fresh.items()),
                                              columns=COLUMNS, format="csv")
             except asyncpg.UniqueViolationError:
-                for station, rows in fresh.items():
-                    known[station] = [*known.get(station, ()), *rows]
+                for station, columns in fresh.items():
+                    known[station] = [*known.get(station, ()), *columns]
                 fresh = {}
             else:
-                for station, rows in fresh.items():
-                    stored = (hours[station] if rows is by_station[station]
-                              else {r[2] for r in rows})
+                for station, columns in fresh.items():
+                    stored = (hours[station] if columns is by_station[station]
+                              else hours_of(columns))
                     result.changed.setdefault(station, set()).update(stored)
-                    result.inserted += len(rows)
+                    result.inserted += sum(len(c.values) for c in columns)
         if known:
             await conn.execute(CREATE_STAGE)
-            await conn.copy_to_table("observations_stage", source=_csv(known.values()),
+            await conn.copy_to_table("observations_stage", source=_csv(known.items()),
                                      columns=COLUMNS, format="csv")
             changed = await conn.fetch(UPSERT_FROM_STAGE, reason, run_id)
             for rec in changed:
