@@ -136,11 +136,23 @@ def test_the_logged_fault_of_the_issue_is_refused() -> None:
     (float("nan"), "non_numeric"),
     (True, "non_numeric"), ("1e999", "out_of_range"), (-5, "negative"), (-0.5, "negative"),
     (20000, "out_of_range"),
+    # 0.0 as a float, but 20,000 decimal places as the text the numeric column would store
+    # (PostgreSQL: "value overflows numeric format", failing the whole batch every run)
+    (NumText("1e-20000"), "too_precise"), ("1e-20000", "too_precise"),
+    (NumText("0." + "0" * 30 + "1"), "too_precise"), (1e-300, "too_precise"),
 ])
 def test_every_kind_of_refusal_has_its_reason(raw: object, reason: str) -> None:
     parsed = parse(one_record(pm2_5=raw))
     assert reasons(parsed) == {"pm2_5": reason}
     assert parsed.reject_reasons() == {reason: 1}
+
+
+@pytest.mark.parametrize("raw", [NumText("3.5e1"), NumText("35.00000000000000000001"),
+                                 NumText("0.30000000000000004"), 0.30000000000000004])
+def test_exponents_and_float_reprs_within_the_places_pass(raw: object) -> None:
+    parsed = parse(one_record(pm2_5=raw))
+    assert reasons(parsed) == {}
+    assert [str(v) for v, _ in stored(parsed, "pm2_5")] == [str(raw)]
 
 
 def test_unknown_flag_is_refused_and_known_flags_are_kept_invalid() -> None:

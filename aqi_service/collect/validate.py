@@ -176,6 +176,25 @@ class NumText(str):
 
 
 _NUMERIC_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+MAX_DECIMALS = 20
+"""Decimal places a reported value may have. Instruments report to 0.1 µg/m³ or 0.001
+mg/m³, and a float-emitting logger's ``repr`` needs at most 17; ``1e-20000`` is 0.0 as a
+float but 20,000 places as the exact text the ``numeric`` column stores, which PostgreSQL
+refuses ("value overflows numeric format"), failing its whole batch on every run."""
+SHORT_TEXT = 24
+"""Number texts at most this long, without an exponent, cannot have too many places."""
+
+
+class TooPrecise(ValueError):
+    """A number with more decimal places than MAX_DECIMALS (reason ``too_precise``)."""
+
+
+def _places_checked(text: str) -> str:
+    if len(text) > SHORT_TEXT or "e" in text or "E" in text:
+        exponent = Decimal(text).as_tuple().exponent
+        if not isinstance(exponent, int) or -exponent > MAX_DECIMALS:
+            raise TooPrecise(text)
+    return text
 
 
 def _number(raw: Any) -> tuple[str, float]:
@@ -185,20 +204,22 @@ def _number(raw: Any) -> tuple[str, float]:
     if isinstance(raw, int):
         return str(raw), float(raw)
     if isinstance(raw, NumText):
-        return raw, float(raw)
+        return _places_checked(raw), float(raw)
     if isinstance(raw, str):
         text = raw.strip()
         if not _NUMERIC_TEXT.match(text):
             raise ValueError("not a number")
-        return text, float(text)
+        return _places_checked(text), float(text)
     if isinstance(raw, float):
         if math.isnan(raw):
             raise ValueError("NaN")
-        return repr(raw), raw
+        number = float(raw)
+        return (_places_checked(repr(number)) if math.isfinite(number) else repr(number),
+                number)
     if isinstance(raw, Decimal):
         if raw.is_nan():
             raise ValueError("NaN")
-        return str(raw), float(raw)
+        return _places_checked(str(raw)) if raw.is_finite() else str(raw), float(raw)
     raise ValueError(type(raw).__name__)
 
 
@@ -337,6 +358,9 @@ def _plain_in_range(col: list[Any], maximum: float) -> bool:
     if kinds == {int}:
         return min(col) >= 0 and max(col) < maximum
     if kinds == {NumText}:
+        joined = "".join(col)
+        if "e" in joined or "E" in joined or max(map(len, col)) > SHORT_TEXT:
+            return False   # _check looks at the decimal places
         try:
             numbers = list(map(float, col))
         except ValueError:
@@ -355,6 +379,9 @@ def _check(station: str, pol: str, when: datetime, raw: Any, raw_flag: Any, maxi
         "N" if raw_flag is None else str(raw_flag).strip().upper())
     try:
         value, number = (raw, raw) if type(raw) is int else _number(raw)
+    except TooPrecise:
+        out.rejected.append((station, pol, when, _short(raw), flag, "too_precise"))
+        return None
     except (ValueError, OverflowError):
         out.rejected.append((station, pol, when, _short(raw), flag, "non_numeric"))
         return None
