@@ -4,6 +4,10 @@ The server is the embedded PostgreSQL (started once per session in a short tempo
 folder) unless ``AQI_TEST_DATABASE_URL`` names another one (CI also runs the suite against
 PostgreSQL 15). Every test that asks for ``db_dsn`` gets its own database, created from a
 migrated template, and dropped afterwards.
+
+The fixtures that several test modules share live in the support modules named in
+``pytest_plugins`` (their helpers are imported from them directly); no test module imports
+another.
 """
 
 from __future__ import annotations
@@ -29,6 +33,14 @@ from aiohttp import web
 from aqi_service.config import Config, Secret, load_config
 from aqi_service.storage import migrations
 from aqi_service.storage.db import _init_connection
+
+# The support modules, loaded as plugins: their fixtures serve every test module, and their
+# asserts are rewritten like a test module's (registered first: they import each other).
+SUPPORT = ["attachments_support", "browser_support", "disclosure_support", "downloads_support",
+           "history_support", "metrics_support", "openapi_support", "pipeline_support",
+           "process_support", "service_support"]
+pytest.register_assert_rewrite(*SUPPORT)
+pytest_plugins = SUPPORT
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = "aqi_test_template"

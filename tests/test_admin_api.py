@@ -9,13 +9,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from disclosure_support import (  # noqa: F401  (admin_client is a fixture)
-    VALID_CODE,
-    admin_client,
-    admin_config,
-    bearer,
-    minter,
-)
+from disclosure_support import ENTERPRISE, VALID_CODE, admin_config, bearer, minter
 
 from aqi_service.config import Config
 from aqi_service.disclosure.tokens import SCOPES
@@ -42,7 +36,7 @@ def _url(path: str) -> str:
 
 
 async def test_every_admin_route_needs_a_token_and_its_scope(
-        admin_client: TestClient) -> None:  # noqa: F811
+        admin_client: TestClient) -> None:
     routes = _admin_routes(admin_client)
     assert len(routes) >= 25
     mint = minter(admin_client)
@@ -73,7 +67,7 @@ async def test_every_admin_route_needs_a_token_and_its_scope(
             assert resp.status not in (401, 403), (method, path, scopes)
 
 
-async def test_revoked_and_expired_tokens_are_refused(admin_client: TestClient  # noqa: F811
+async def test_revoked_and_expired_tokens_are_refused(admin_client: TestClient
                                                       ) -> None:
     token = await minter(admin_client)("admin", name="soon-gone")
     assert (await admin_client.get("/api/v1/admin/audit", headers=bearer(token))).status == 200
@@ -137,24 +131,13 @@ def test_the_failure_table_is_bounded() -> None:
     assert limiter.retry_after("192.0.2.1") is None
 
 
-ENTERPRISE = {
-    "credit_code": VALID_CODE, "name_zh": "测试化工有限公司", "county": "安次区",
-    "industry_code": "C2614", "industry": "有机化学原料制造", "address": "安次区测试路1号",
-    "lat": 39.5, "lon": 116.7, "control_level": "provincial",
-    "outlets": [{"outlet_code": "DA001", "name": "锅炉烟囱", "limits": [
-        {"parameter": "a21026", "upper_limit": "35", "unit": "mg/m³",
-         "standard": "DB13/2209-2015"}]}],
-    "key_listings": [{"year": 2025, "categories": ["air"]}],
-}
-
-
 async def _ok(resp: Any, status: int = 200) -> Any:
     body = await resp.json()
     assert resp.status == status, body
     return body
 
 
-async def test_every_change_is_audited(admin_client: TestClient  # noqa: F811
+async def test_every_change_is_audited(admin_client: TestClient
                                        ) -> None:
     mint = minter(admin_client)
     writer = await mint("enterprises:write", "disclosures:write", "penalties:write",
@@ -248,7 +231,7 @@ def _pdf_form() -> Any:
 
 
 async def test_a_retracted_record_stays_visible_with_its_history(
-        admin_client: TestClient) -> None:  # noqa: F811
+        admin_client: TestClient) -> None:
     h = bearer(await minter(admin_client)("disclosures:write"))
     c = admin_client
     rec = await _ok(await c.post("/api/v1/admin/disclosures", headers=h, json={
@@ -300,7 +283,7 @@ FILTERS = {
 
 
 async def test_sql_metacharacters_in_every_filter_are_harmless(
-        admin_client: TestClient) -> None:  # noqa: F811
+        admin_client: TestClient) -> None:
     h = bearer(await minter(admin_client)("admin"))
     c = admin_client
     await _ok(await c.post("/api/v1/admin/enterprises", json=ENTERPRISE, headers=h), 201)
@@ -323,7 +306,7 @@ async def test_sql_metacharacters_in_every_filter_are_harmless(
     assert (await _ok(resp, 400))["error"]["details"]["parameter"] == "status"
 
 
-async def test_bad_bodies_are_clear_errors(admin_client: TestClient  # noqa: F811
+async def test_bad_bodies_are_clear_errors(admin_client: TestClient
                                            ) -> None:
     h = bearer(await minter(admin_client)("admin"))
     c = admin_client
@@ -357,7 +340,7 @@ async def test_bad_bodies_are_clear_errors(admin_client: TestClient  # noqa: F81
 
 
 async def test_admin_responses_conform_to_the_openapi_document(
-        admin_client: TestClient, tmp_path: Path) -> None:  # noqa: F811
+        admin_client: TestClient, tmp_path: Path) -> None:
     from jsonschema import Draft202012Validator
     from referencing import Registry, Resource
 

@@ -102,7 +102,7 @@ def test_commands_share_the_embedded_server_while_serve_runs() -> None:
     import urllib.error
     import urllib.request
 
-    from test_processes import free_port, postgres_of
+    from process_support import free_port, postgres_of
 
     data_dir = Path(tempfile.mkdtemp(prefix="aqa-", dir="/tmp"))
     port = free_port()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 from aiohttp.test_utils import TestClient
-from test_service import client  # noqa: F401  (fixture: app after a 2-day back-fill)
 
 pytestmark = pytest.mark.db
 
 
-async def test_stations_list_and_detail(client: TestClient) -> None:  # noqa: F811
+async def test_stations_list_and_detail(client: TestClient) -> None:
     resp = await client.get("/api/v1/stations")
     assert resp.status == 200
     data = await resp.json()
@@ -25,14 +24,14 @@ async def test_stations_list_and_detail(client: TestClient) -> None:  # noqa: F8
     "/api/v1/stations/NOPE", "/api/v1/stations/LF99/hourly",
     "/api/v1/stations/%27%3B%20DROP%20TABLE%20stations%3B--", "/api/v1/stations/" + "x" * 300,
 ])
-async def test_unknown_station_is_a_404_envelope(client: TestClient, path: str) -> None:  # noqa: F811
+async def test_unknown_station_is_a_404_envelope(client: TestClient, path: str) -> None:
     resp = await client.get(path)
     assert resp.status == 404
     body = await resp.json()
     assert set(body["error"]) == {"code", "message", "details"}
 
 
-async def test_station_hourly_defaults_to_the_last_day(client: TestClient) -> None:  # noqa: F811
+async def test_station_hourly_defaults_to_the_last_day(client: TestClient) -> None:
     data = await (await client.get("/api/v1/stations/LF01/hourly")).json()
     assert data["count"] == 24
     times = [r["time_point"] for r in data["records"]]
@@ -43,7 +42,7 @@ async def test_station_hourly_defaults_to_the_last_day(client: TestClient) -> No
         assert key in rec
 
 
-async def test_station_hourly_range_in_local_time(client: TestClient) -> None:  # noqa: F811
+async def test_station_hourly_range_in_local_time(client: TestClient) -> None:
     resp = await client.get("/api/v1/stations/LF01/hourly",
                             params={"from": "2026-11-20T05:00", "to": "2026-11-20T08:00"})
     data = await resp.json()
@@ -61,7 +60,7 @@ async def test_station_hourly_range_in_local_time(client: TestClient) -> None:  
     ({"from": "0001-01-01T00:00+14:00"}, "from", "bad_parameter"),
 ])
 async def test_bad_query_is_a_400_naming_the_parameter(
-        client: TestClient, query: dict, parameter: str, code: str) -> None:  # noqa: F811
+        client: TestClient, query: dict, parameter: str, code: str) -> None:
     resp = await client.get("/api/v1/stations/LF01/hourly", params=query)
     assert resp.status == 400
     body = await resp.json()
@@ -71,12 +70,12 @@ async def test_bad_query_is_a_400_naming_the_parameter(
         assert "download" in body["error"]["message"]
 
 
-async def test_repeated_parameter_is_refused(client: TestClient) -> None:  # noqa: F811
+async def test_repeated_parameter_is_refused(client: TestClient) -> None:
     resp = await client.get("/api/v1/stations/LF01/hourly?from=2026-11-20&from=2026-11-19")
     assert resp.status == 400
 
 
-async def test_city_series_and_daily_records(client: TestClient) -> None:  # noqa: F811
+async def test_city_series_and_daily_records(client: TestClient) -> None:
     hourly = await (await client.get("/api/v1/city/hourly")).json()
     assert hourly["area_code"] == "131000" and hourly["count"] == 24
     daily = await (await client.get("/api/v1/stations/LF02/daily",
@@ -92,7 +91,7 @@ async def test_city_series_and_daily_records(client: TestClient) -> None:  # noq
     assert city["count"] == 1
 
 
-async def test_schemes_are_published_as_data(client: TestClient) -> None:  # noqa: F811
+async def test_schemes_are_published_as_data(client: TestClient) -> None:
     data = await (await client.get("/api/v1/schemes")).json()
     ids = [s["id"] for s in data["schemes"]]
     assert ids == ["HJ633-2012", "HJ633-2012-text", "HJ633-2026"]
@@ -108,13 +107,13 @@ async def test_schemes_are_published_as_data(client: TestClient) -> None:  # noq
     assert s26["levels"][2]["color"] == "#FF7E00"
 
 
-async def test_revisions_since(client: TestClient) -> None:  # noqa: F811
+async def test_revisions_since(client: TestClient) -> None:
     data = await (await client.get("/api/v1/revisions",
                                    params={"since": "2026-01-01T00:00+08:00"})).json()
     assert data["count"] == 0 and data["revisions"] == []
 
 
-async def test_conditional_get_and_cors_on_every_series(client: TestClient) -> None:  # noqa: F811
+async def test_conditional_get_and_cors_on_every_series(client: TestClient) -> None:
     for path in ("/api/v1/stations", "/api/v1/stations/LF01", "/api/v1/stations/LF01/hourly",
                  "/api/v1/city/daily", "/api/v1/schemes"):
         first = await client.get(path)
@@ -124,7 +123,7 @@ async def test_conditional_get_and_cors_on_every_series(client: TestClient) -> N
         assert again.status == 304, path
 
 
-async def test_rankings_of_a_month_with_their_inputs(client: TestClient) -> None:  # noqa: F811
+async def test_rankings_of_a_month_with_their_inputs(client: TestClient) -> None:
     data = await (await client.get("/api/v1/rankings",
                                    params={"period": "month", "month": "2026-11"})).json()
     counties = data["counties"]
@@ -148,7 +147,7 @@ async def test_rankings_of_a_month_with_their_inputs(client: TestClient) -> None
 
 @pytest.mark.parametrize("query", [{"period": "decade"}, {"month": "2026-13"},
                                    {"period": "year", "year": "20x6"}])
-async def test_rankings_bad_parameters(client: TestClient, query: dict) -> None:  # noqa: F811
+async def test_rankings_bad_parameters(client: TestClient, query: dict) -> None:
     resp = await client.get("/api/v1/rankings", params=query)
     assert resp.status == 400
     assert (await resp.json())["error"]["code"] == "bad_parameter"

@@ -29,8 +29,7 @@ import asyncpg
 import psutil
 import pyarrow.parquet as pq
 import pytest
-from test_downloads import CST, SELECT_STORED, assert_row, load_hours
-from test_downloads_parquet import _expected
+from downloads_support import CST, SELECT_STORED, assert_row, expected_value, load_hours
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
@@ -184,7 +183,7 @@ async def test_a_year_of_11_stations_streams_in_flat_memory_and_parses_back_exac
                         for j in range(len(group["station_code"])):
                             rec = await anext(stored)
                             for col, values in group.items():
-                                assert values[j] == _expected(rec, col), (col, j)
+                                assert values[j] == expected_value(rec, col), (col, j)
                     assert await anext(stored, None) is None
         finally:
             await conn.close()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from test_processes import REPO, Service, free_port, get_json, postgres_of, run_cli, scratch_folder
+from process_support import REPO, Service, free_port, get_json, postgres_of, run_cli, scratch_folder
 
 pytestmark = pytest.mark.embedded
 

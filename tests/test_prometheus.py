@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 import yaml
 from aiohttp import web
-from test_service import small, wait_for
+from service_support import small, wait_for
 
 from aqi_service.config import Config
 from aqi_service.web import keys

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_processes import get_json
+from process_support import get_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.db]
 

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from disclosure_support import admin_config, bearer, minter
-from test_admin_api import ENTERPRISE
+from disclosure_support import ENTERPRISE, admin_config, bearer, minter
 
 from aqi_service.config import Config, HttpConfig
 from aqi_service.web import keys
