@@ -100,3 +100,20 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     env["AQI_CONFIG_DIR"] = str(REPO / "config")
     return subprocess.run([sys.executable, "-m", "aqi_service", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
+
+
+def gone(data_dir: Path, timeout: float) -> bool:
+    """Whether every postgres process of ``data_dir`` exits within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while postgres_of(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not postgres_of(data_dir)
+
+
+def ignored_signals(pid: int) -> set[int]:
+    """The signals process ``pid`` ignores (the ``SigIgn`` mask of /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            mask = int(line.split()[1], 16)
+            return {n for n in range(1, 65) if mask >> (n - 1) & 1}
+    raise AssertionError(f"no SigIgn line for process {pid}")

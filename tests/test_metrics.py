@@ -7,7 +7,6 @@ metrics code; faults are injected through the simulator's HTTP API.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import string
 from datetime import UTC, datetime
@@ -384,7 +383,6 @@ async def test_database_loss_shows_in_metrics_and_readiness(quiet: TestClient) -
 async def test_a_stopped_scheduler_is_not_ready(client: TestClient) -> None:
     scheduler = client.app[keys.SCHEDULE].scheduler
     scheduler.shutdown(wait=False)
-    await asyncio.sleep(0)
     ready = await client.get("/readyz")
     body = await ready.json()
     assert ready.status == 503 and body["scheduler"] == "stopped"
@@ -435,13 +433,21 @@ async def test_every_pool_statement_is_timed_and_failures_counted(quiet: TestCli
             await conn.fetchval("SELECT count(*) FROM stations")
         with pytest.raises(asyncpg.UndefinedTableError):
             await conn.fetchval("SELECT 1 FROM no_such_table")
-    await asyncio.sleep(0.05)   # asyncpg calls the loggers soon after each statement
-    after = await scrape(quiet)
 
     def delta(name: str, **labels: str) -> float:
         return (get(after, name, **labels) or 0) - (get(before, name, **labels) or 0)
 
-    # three counts, the failed statement, and the ping of the second scrape
+    async def logged() -> bool:
+        # asyncpg calls the query loggers soon after each statement, in order: once the
+        # failed statement is counted, so are the three before it.
+        nonlocal after
+        after = await scrape(quiet)
+        return delta("aqi_db_query_errors_total", error="UndefinedTableError") >= 1
+
+    after: Samples = {}
+    await wait_for(logged, timeout=5)
+
+    # three counts, the failed statement, and the pings of the scrapes since
     assert delta("aqi_db_query_duration_seconds_count", query="select") >= 5
     assert delta("aqi_db_query_errors_total", error="UndefinedTableError") == 1
     # The back-fill wrote through the pool: its inserts were timed too.
