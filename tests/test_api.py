@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
+
 import pytest
 from aiohttp.test_utils import TestClient
+from aqi_reference import S2026, expected_iaqi
+from metrics_support import HOUR, collect, fault
+
+from aqi_service.aqi.schemes import SHANGHAI
+from aqi_service.web import keys
 
 pytestmark = pytest.mark.db
 
@@ -111,6 +119,83 @@ async def test_revisions_since(client: TestClient) -> None:
     data = await (await client.get("/api/v1/revisions",
                                    params={"since": "2026-01-01T00:00+08:00"})).json()
     assert data["count"] == 0 and data["revisions"] == []
+
+
+async def test_revisions_list_a_value_the_station_corrected(quiet: TestClient, clock) -> None:
+    """LF07 corrects the PM2.5 of an hour it has published (+40 µg/m³) and the next
+    collection stores it: /api/v1/revisions lists the observation's old and new value, and
+    the fields of the station's records that follow from it, with a public reason and the
+    time of the change; nothing of another station, nothing before that hour."""
+    code = "LF07"
+    hour = clock.now.replace(minute=0, second=0, microsecond=0) - HOUR
+    pool = quiet.app[keys.POOL]
+    select_record = "SELECT * FROM station_hourly WHERE station_code = $1 AND hour_end = $2"
+    async with pool.acquire() as conn:
+        old = await conn.fetchrow("SELECT value, flag FROM observations WHERE station_code = $1"
+                                  " AND pollutant = 'pm2_5' AND hour_end = $2", code, hour)
+        before = await conn.fetchrow(select_record, code, hour)
+        started = await conn.fetchval("SELECT now()")
+    await fault(quiet, station=code, kind="revised_value", hours=[hour.isoformat()],
+                value={"pollutant": "pm2_5", "delta": 40})
+    await collect(quiet, clock, hours=0)
+    async with pool.acquire() as conn:
+        after = await conn.fetchrow(select_record, code, hour)
+        finished = await conn.fetchval("SELECT now()")
+    resp = await quiet.get("/api/v1/revisions", params={"since": started.isoformat()})
+    assert resp.status == 200
+    data = await resp.json()
+    rows = data["revisions"]
+    assert data["count"] == len(rows) > 0 and "next_since" not in data
+
+    (obs,) = [r for r in rows if r["kind"] == "observation"]
+    assert (obs["subject"], obs["field"]) == (code, "pm2_5")
+    assert obs["period_end"] == hour.astimezone(SHANGHAI).isoformat()
+    old_value, old_flag = obs["old_value"].split()
+    new_value, new_flag = obs["new_value"].split()
+    assert Decimal(old_value) == old["value"] and Decimal(new_value) == old["value"] + 40
+    assert old_flag == new_flag == old["flag"]
+
+    # The hour's record: its 1 h PM2.5 is the corrected value, its 24 h mean moves by 40
+    # over the valid hours of its window, its IAQI follows HJ 633-2026 (the reference).
+    fields = {r["field"]: r for r in rows if r["kind"] == "station_hourly"
+              and r["subject"] == code and r["period_end"] == obs["period_end"]}
+    assert float(fields["pm2_5"]["old_value"]) == before["pm2_5"] == float(old["value"])
+    assert float(fields["pm2_5"]["new_value"]) == after["pm2_5"] == float(old["value"] + 40)
+    mean_before = float(fields["pm2_5_24h"]["old_value"])
+    mean_after = float(fields["pm2_5_24h"]["new_value"])
+    # (revisions log values to 6 decimals)
+    assert mean_before == pytest.approx(before["pm2_5_24h"], abs=1e-6)
+    assert mean_after - mean_before == pytest.approx(40 / after["pm2_5_24h_hours"], abs=2e-6)
+    iaqi_before, _ = expected_iaqi(S2026, "pm2_5_24h", old["value"])
+    iaqi_after, _ = expected_iaqi(S2026, "pm2_5_24h", old["value"] + 40)
+    if iaqi_after != iaqi_before:
+        assert (fields["iaqi_pm2_5"]["old_value"], fields["iaqi_pm2_5"]["new_value"]) == \
+            (str(iaqi_before), str(iaqi_after))
+    else:
+        assert "iaqi_pm2_5" not in fields
+
+    # The city's hour: the mean of its stations' valid values moves by 40 / their number.
+    city = quiet.app[keys.CONFIG].city.code
+    async with pool.acquire() as conn:
+        members = await conn.fetchval("SELECT count(*) FROM observations WHERE pollutant = "
+                                      "'pm2_5' AND hour_end = $1 AND valid", hour)
+    (city_pm,) = [r for r in rows if r["kind"] == "city_hourly" and r["subject"] == city
+                  and r["field"] == "pm2_5" and r["period_end"] == obs["period_end"]]
+    assert float(city_pm["new_value"]) - float(city_pm["old_value"]) == \
+        pytest.approx(40 / members, abs=2e-6)
+
+    # Only what the corrected hour feeds: this station and the city it is part of, that
+    # hour and the 23 hours after it, changed by this collection.
+    last = (hour + 23 * HOUR).astimezone(SHANGHAI).isoformat()
+    for r in rows:
+        assert r["subject"] in (code, city), r
+        assert r["kind"] in ("observation", "station_hourly", "city_hourly",
+                             "station_daily", "city_daily"), r
+        if r["kind"].endswith("hourly"):
+            assert obs["period_end"] <= r["period_end"] <= last, r
+        assert r["reason"] and "revised" in r["reason"], r
+        changed = datetime.fromisoformat(r["changed_at"])
+        assert started <= changed <= finished, r
 
 
 async def test_conditional_get_and_cors_on_every_series(client: TestClient) -> None:
