@@ -28,7 +28,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from conftest import FakeClock
-from service_support import wait_for
 
 from aqi_service.collect import derive
 from aqi_service.collect.client import create_session
@@ -491,7 +490,7 @@ async def test_a_run_waiting_for_the_lock_is_pending_before_the_database_shows_i
 
             async def waits_for_the_lock() -> bool:  # counted, then blocked on the lock
                 return collector.pending == 1
-            await wait_for(waits_for_the_lock, timeout=5)
+            await until(waits_for_the_lock, 5, "the queued run reaches the lock")
             async with pool.acquire() as conn:
                 rows = await conn.fetchval("SELECT count(*) FROM collection_runs")
             assert rows == 0, "the queued run is not in the database yet"
