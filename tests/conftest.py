@@ -5,9 +5,9 @@ folder) unless ``AQI_TEST_DATABASE_URL`` names another one (CI also runs the sui
 PostgreSQL 15). Every test that asks for ``db_dsn`` gets its own database, created from a
 migrated template, and dropped afterwards.
 
-Whatever the event loop reports to its exception handler while a test runs (an exception in
-a callback, a task dropped with its exception never retrieved, an unclosed client session)
-fails that test.
+Whatever the event loop reports to its exception handler while a coroutine test runs (an
+exception in a callback, a task dropped with its exception never retrieved, an unclosed
+client session) fails that test (``loop_support``).
 
 The fixtures that several test modules share live in the support modules named in
 ``pytest_plugins`` (their helpers are imported from them directly); no test module imports
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import itertools
 import os
 import shutil
@@ -42,8 +41,8 @@ from aqi_service.storage.db import _init_connection
 # The support modules, loaded as plugins: their fixtures serve every test module, and their
 # asserts are rewritten like a test module's (registered first: they import each other).
 SUPPORT = ["attachments_support", "browser_support", "disclosure_support", "downloads_support",
-           "history_support", "metrics_support", "openapi_support", "pipeline_support",
-           "process_support", "service_support"]
+           "history_support", "loop_support", "metrics_support", "openapi_support",
+           "pipeline_support", "process_support", "service_support"]
 pytest.register_assert_rewrite(*SUPPORT)
 pytest_plugins = SUPPORT
 
@@ -201,51 +200,3 @@ def serve_app() -> Callable[[web.Application], contextlib.AbstractAsyncContextMa
         finally:
             await runner.cleanup()
     return serve
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every coroutine test watches the event loop (``loop_errors``)."""
-    for item in items:
-        if asyncio.iscoroutinefunction(getattr(item, "obj", None)):
-            item.fixturenames.insert(0, "loop_errors")
-
-
-@pytest.fixture
-async def loop_errors() -> AsyncIterator[list[dict]]:
-    """What the event loop reports to its exception handler during the test (still logged
-    as asyncio logs it); the test fails at teardown if there is anything."""
-    loop = asyncio.get_running_loop()
-    caught: list[dict] = []
-
-    def handler(loop: asyncio.AbstractEventLoop, context: dict) -> None:
-        if not _asyncpg_cancel_left_pending(context):
-            caught.append(context)
-        loop.default_exception_handler(context)
-
-    previous = loop.get_exception_handler()
-    loop.set_exception_handler(handler)
-    try:
-        yield caught
-        # A task dropped with its exception unread reports it when it is collected.
-        gc.collect()
-        await asyncio.sleep(0)   # the reports of what the collection finalised
-    finally:
-        loop.set_exception_handler(previous)
-    if caught:
-        pytest.fail("the event loop reported:\n" + "\n".join(
-            f"{c.get('message')}: {c.get('exception')!r}" for c in caught), pytrace=False)
-
-
-def _asyncpg_cancel_left_pending(context: dict) -> bool:
-    """asyncpg's own CancelRequest task, dropped pending with its connection.
-
-    When a statement times out on a connection the server has just terminated, asyncpg
-    (0.32) starts ``Connection._cancel`` after the connection's clean-up, and the task waits
-    for an acknowledgement that can no longer come; it is destroyed with the connection. No
-    code of the service's is involved, and nothing is lost: the connection is gone already.
-    """
-    task = context.get("task")
-    coro = task.get_coro() if isinstance(task, asyncio.Task) else None
-    return (context.get("message") == "Task was destroyed but it is pending!"
-            and getattr(coro, "__qualname__", "") == "Connection._cancel"
-            and "asyncpg" in Path(coro.cr_code.co_filename).parts)
