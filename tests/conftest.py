@@ -33,6 +33,7 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
+from clock_support import FakeClock
 
 from aqi_service.config import Config, Secret, load_config
 from aqi_service.storage import migrations
@@ -155,16 +156,6 @@ def config(db_dsn: str, tmp_path: Path) -> Config:
         simulator={"port": 0},
         http={"port": 0},
     )
-
-
-class FakeClock:
-    """A settable clock shared by the simulator and the collector."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import FakeClock
+from clock_support import FakeClock
 
 from aqi_service.collect import derive
 from aqi_service.collect.client import create_session
