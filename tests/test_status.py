@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient
-from jsonschema import Draft202012Validator
 from metrics_support import EXPECTED_AT_START, HOUR, STATIONS, collect, fault
-from referencing import Registry, Resource
+from openapi_support import response_validator
 
 from aqi_service.aqi.schemes import SHANGHAI
 from aqi_service.web import keys
@@ -20,12 +19,7 @@ pytestmark = pytest.mark.db
 
 def conforms(doc: dict, data: dict) -> list[str]:
     """Errors of ``data`` against the 200 schema of /api/v1/status in ``doc``."""
-    registry = Registry().with_resource("urn:api", Resource.from_contents(
-        {**doc, "$schema": "https://json-schema.org/draft/2020-12/schema"}))
-    pointer = ("urn:api#/paths/~1api~1v1~1status/get/responses/200/content/"
-               "application~1json/schema")
-    validator = Draft202012Validator({"$schema": "https://json-schema.org/draft/2020-12/schema",
-                                      "$ref": pointer}, registry=registry)
+    validator = response_validator(doc, "/api/v1/status", "200")
     return [e.message for e in validator.iter_errors(data)]
 
 
