@@ -3,6 +3,7 @@ embedded PostgreSQL processes of a data folder, and short scratch folders."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -32,9 +33,10 @@ def postgres_of(data_dir: Path) -> list[psutil.Process]:
     """Running postgres processes serving ``data_dir``."""
     found = []
     for proc in psutil.process_iter(["name", "cmdline"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if proc.info["name"] == "postgres" and f"{data_dir}/pg" in cmd:
-            found.append(proc)
+        with contextlib.suppress(psutil.Error):
+            if proc.info["name"] == "postgres" and f"{data_dir}/pg" in " ".join(
+                    proc.info["cmdline"] or []):
+                found.append(proc)
     return found
 
 

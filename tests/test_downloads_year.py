@@ -14,7 +14,6 @@ import csv
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 from downloads_support import CST, SELECT_STORED, assert_row, expected_value, load_hours
+from process_support import free_port
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
@@ -46,16 +46,10 @@ station-years of records (as before) reached 35-50 MB."""
 MB = 1024 * 1024
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def _server(dsn: str, folder: Path) -> Iterator[tuple[str, psutil.Process]]:
     """``aqi-service serve --no-scheduler`` on the test database, in its own process."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "AQI_DATABASE_URL": dsn, "AQI_HTTP_PORT": str(port),
            "AQI_HTTP_HOST": "127.0.0.1", "AQI_CONFIG_DIR": str(REPO / "config")}
     with open(folder / "server.log", "wb") as log:
