@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -21,14 +21,16 @@ def small(config: Config) -> Config:
     return config.replace(collection={"initial_backfill_days": 2})
 
 
-async def wait_for(predicate, timeout: float = 30.0) -> None:
-    """Poll the coroutine function ``predicate`` until it is true; fail after ``timeout`` s."""
+async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 30.0,
+                   what: str = "condition not met in time") -> None:
+    """Poll the coroutine function ``predicate`` (every 50 ms) until it is true; fail with
+    ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await predicate():
             return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+    assert await predicate(), what
 
 
 @pytest.fixture
