@@ -4,6 +4,14 @@ The server is the embedded PostgreSQL (started once per session in a short tempo
 folder) unless ``AQI_TEST_DATABASE_URL`` names another one (CI also runs the suite against
 PostgreSQL 15). Every test that asks for ``db_dsn`` gets its own database, created from a
 migrated template, and dropped afterwards.
+
+Whatever the event loop reports to its exception handler while a coroutine test runs (an
+exception in a callback, a task dropped with its exception never retrieved, an unclosed
+client session) fails that test (``loop_support``).
+
+The fixtures that several test modules share live in the support modules named in
+``pytest_plugins`` (their helpers are imported from them directly); no test module imports
+another.
 """
 
 from __future__ import annotations
@@ -25,10 +33,19 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
+from clock_support import FakeClock
 
 from aqi_service.config import Config, Secret, load_config
 from aqi_service.storage import migrations
 from aqi_service.storage.db import _init_connection
+
+# The support modules, loaded as plugins: their fixtures serve every test module, and their
+# asserts are rewritten like a test module's (registered first: they import each other).
+SUPPORT = ["attachments_support", "browser_support", "disclosure_support", "downloads_support",
+           "history_support", "loop_support", "metrics_support", "openapi_support",
+           "pipeline_support", "process_support", "service_support"]
+pytest.register_assert_rewrite(*SUPPORT)
+pytest_plugins = SUPPORT
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = "aqi_test_template"
@@ -139,16 +156,6 @@ def config(db_dsn: str, tmp_path: Path) -> Config:
         simulator={"port": 0},
         http={"port": 0},
     )
-
-
-class FakeClock:
-    """A settable clock shared by the simulator and the collector."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -9,13 +9,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from disclosure_support import (  # noqa: F401  (admin_client is a fixture)
-    VALID_CODE,
-    admin_client,
-    admin_config,
-    bearer,
-    minter,
-)
+from disclosure_support import ENTERPRISE, VALID_CODE, admin_config, bearer, minter
+from openapi_support import response_validator
 
 from aqi_service.config import Config
 from aqi_service.disclosure.tokens import SCOPES
@@ -42,7 +37,7 @@ def _url(path: str) -> str:
 
 
 async def test_every_admin_route_needs_a_token_and_its_scope(
-        admin_client: TestClient) -> None:  # noqa: F811
+        admin_client: TestClient) -> None:
     routes = _admin_routes(admin_client)
     assert len(routes) >= 25
     mint = minter(admin_client)
@@ -73,7 +68,7 @@ async def test_every_admin_route_needs_a_token_and_its_scope(
             assert resp.status not in (401, 403), (method, path, scopes)
 
 
-async def test_revoked_and_expired_tokens_are_refused(admin_client: TestClient  # noqa: F811
+async def test_revoked_and_expired_tokens_are_refused(admin_client: TestClient
                                                       ) -> None:
     token = await minter(admin_client)("admin", name="soon-gone")
     assert (await admin_client.get("/api/v1/admin/audit", headers=bearer(token))).status == 200
@@ -137,24 +132,13 @@ def test_the_failure_table_is_bounded() -> None:
     assert limiter.retry_after("192.0.2.1") is None
 
 
-ENTERPRISE = {
-    "credit_code": VALID_CODE, "name_zh": "测试化工有限公司", "county": "安次区",
-    "industry_code": "C2614", "industry": "有机化学原料制造", "address": "安次区测试路1号",
-    "lat": 39.5, "lon": 116.7, "control_level": "provincial",
-    "outlets": [{"outlet_code": "DA001", "name": "锅炉烟囱", "limits": [
-        {"parameter": "a21026", "upper_limit": "35", "unit": "mg/m³",
-         "standard": "DB13/2209-2015"}]}],
-    "key_listings": [{"year": 2025, "categories": ["air"]}],
-}
-
-
 async def _ok(resp: Any, status: int = 200) -> Any:
     body = await resp.json()
     assert resp.status == status, body
     return body
 
 
-async def test_every_change_is_audited(admin_client: TestClient  # noqa: F811
+async def test_every_change_is_audited(admin_client: TestClient
                                        ) -> None:
     mint = minter(admin_client)
     writer = await mint("enterprises:write", "disclosures:write", "penalties:write",
@@ -248,7 +232,7 @@ def _pdf_form() -> Any:
 
 
 async def test_a_retracted_record_stays_visible_with_its_history(
-        admin_client: TestClient) -> None:  # noqa: F811
+        admin_client: TestClient) -> None:
     h = bearer(await minter(admin_client)("disclosures:write"))
     c = admin_client
     rec = await _ok(await c.post("/api/v1/admin/disclosures", headers=h, json={
@@ -300,7 +284,7 @@ FILTERS = {
 
 
 async def test_sql_metacharacters_in_every_filter_are_harmless(
-        admin_client: TestClient) -> None:  # noqa: F811
+        admin_client: TestClient) -> None:
     h = bearer(await minter(admin_client)("admin"))
     c = admin_client
     await _ok(await c.post("/api/v1/admin/enterprises", json=ENTERPRISE, headers=h), 201)
@@ -323,7 +307,7 @@ async def test_sql_metacharacters_in_every_filter_are_harmless(
     assert (await _ok(resp, 400))["error"]["details"]["parameter"] == "status"
 
 
-async def test_bad_bodies_are_clear_errors(admin_client: TestClient  # noqa: F811
+async def test_bad_bodies_are_clear_errors(admin_client: TestClient
                                            ) -> None:
     h = bearer(await minter(admin_client)("admin"))
     c = admin_client
@@ -357,10 +341,7 @@ async def test_bad_bodies_are_clear_errors(admin_client: TestClient  # noqa: F81
 
 
 async def test_admin_responses_conform_to_the_openapi_document(
-        admin_client: TestClient, tmp_path: Path) -> None:  # noqa: F811
-    from jsonschema import Draft202012Validator
-    from referencing import Registry, Resource
-
+        admin_client: TestClient, tmp_path: Path) -> None:
     from aqi_service.disclosure.seed import load_seed
     from aqi_service.web import keys
     from aqi_service.web.openapi import for_app
@@ -371,15 +352,6 @@ async def test_admin_responses_conform_to_the_openapi_document(
     async with admin_client.app[keys.POOL].acquire() as conn:
         await load_seed(conn, admin_client.app[keys.ATTACHMENTS])
     h = bearer(await minter(admin_client)("admin"))
-    registry = Registry().with_resource("urn:api", Resource.from_contents(
-        {**doc, "$schema": "https://json-schema.org/draft/2020-12/schema"}))
-
-    def validator(path: str, method: str, status: str) -> Draft202012Validator:
-        pointer = ("urn:api#/paths/" + path.replace("~", "~0").replace("/", "~1")
-                   + f"/{method}/responses/{status}/content/application~1json/schema")
-        return Draft202012Validator(
-            {"$schema": "https://json-schema.org/draft/2020-12/schema", "$ref": pointer},
-            registry=registry)
     async with admin_client.app[keys.POOL].acquire() as conn:
         record_id = await conn.fetchval("SELECT id FROM disclosure_records "
                                         "WHERE status = 'corrected'")
@@ -412,14 +384,15 @@ async def test_admin_responses_conform_to_the_openapi_document(
     ]
     broken = {"records": [{"id": "one", "status": "deleted", "version": 0}],
               "next_cursor": 5}
-    assert len(list(validator("/api/v1/admin/disclosures", "get", "200").iter_errors(broken))) >= 3
+    listing = response_validator(doc, "/api/v1/admin/disclosures", "200")
+    assert len(list(listing.iter_errors(broken))) >= 3
     for method, url, path, body, status in cases:
         op = doc["paths"][path][method]
         assert op["security"][0]["bearerAuth"]
         resp = await admin_client.request(method.upper(), url, json=body, headers=h)
         assert str(resp.status) == status, (url, await resp.text())
         data = await resp.json()
-        errors = list(validator(path, method, status).iter_errors(data))
+        errors = list(response_validator(doc, path, status, method).iter_errors(data))
         assert not errors, (url, errors[:3])
         if status == "200" and "records" in data:
             assert data["records"], url

@@ -4,71 +4,16 @@ and downloads that cannot be rendered by a browser."""
 from __future__ import annotations
 
 import hashlib
-import io
-import struct
-import zipfile
-import zlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient
-from disclosure_support import admin_client, bearer, minter  # noqa: F401
+from attachments_support import UPLOAD, cfb, form, jpeg, ooxml, png, stored_files, writer_headers
 
 from aqi_service.disclosure.seed import sample_pdf
 
 pytestmark = pytest.mark.db
-UPLOAD = "/api/v1/admin/attachments"
-
-
-def png() -> bytes:
-    """A valid 1×1 grey PNG (signature, IHDR, IDAT, IEND with their CRCs)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data)))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00\x80")) + chunk(b"IEND", b""))
-
-
-def jpeg() -> bytes:
-    """SOI, a JFIF APP0 segment, EOI."""
-    app0 = b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-    return b"\xff\xd8\xff\xe0" + struct.pack(">H", len(app0) + 2) + app0 + b"\xff\xd9"
-
-
-def ooxml(parts: dict[str, str]) -> bytes:
-    """An Office Open XML package (a ZIP with [Content_Types].xml and the given parts)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types xmlns="http://schemas.'
-                   'openxmlformats.org/package/2006/content-types"/>')
-        for name, text in parts.items():
-            z.writestr(name, text)
-    return buf.getvalue()
-
-
-def cfb(stream: str) -> bytes:
-    """A compound file (MS-CFB v3, 512-byte sectors): header, FAT in sector 0, directory in
-    sector 1 with the root entry and one stream named ``stream``."""
-    end, free, fatsect = 0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFD
-    header = bytearray(512)
-    header[0:8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-    struct.pack_into("<HHHHH", header, 0x18, 0x3E, 3, 0xFFFE, 9, 6)
-    struct.pack_into("<IIIIIIII", header, 0x2C, 1, 1, 0, 0x1000, end, 0, end, 0)
-    struct.pack_into("<109I", header, 0x4C, 0, *([free] * 108))
-    fat = struct.pack("<128I", fatsect, end, *([free] * 126))
-
-    def entry(name: str, kind: int) -> bytes:
-        raw = (name + "\0").encode("utf-16-le")
-        e = bytearray(128)
-        e[:len(raw)] = raw
-        struct.pack_into("<HBB", e, 0x40, len(raw), kind, 1)
-        struct.pack_into("<III", e, 0x44, free, free, 1 if kind == 5 else free)
-        struct.pack_into("<I", e, 0x74, end)
-        return bytes(e)
-    directory = entry("Root Entry", 5) + entry(stream, 2) + bytes(256)
-    return bytes(header) + fat + directory
 
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -85,13 +30,6 @@ ALLOWED = [
 ]
 
 
-def form(name: str, content_type: str, data: bytes) -> FormData:
-    """What aiohttp's client sends: the file name percent-encoded."""
-    f = FormData()
-    f.add_field("file", data, filename=name, content_type=content_type)
-    return f
-
-
 BOUNDARY = "aqiboundary7MA4YWxkTrZu0gW"
 
 
@@ -103,22 +41,11 @@ def browser_form(name: str, content_type: str, data: bytes) -> tuple[bytes, dict
     return body, {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
 
 
-async def _token(client: TestClient) -> dict[str, str]:
-    return bearer(await minter(client)("disclosures:write"))
-
-
-def _files(client: TestClient) -> list[Path]:
-    from aqi_service.web import keys
-
-    folder = client.app[keys.ATTACHMENTS].directory
-    return sorted(folder.iterdir()) if folder.exists() else []
-
-
 @pytest.mark.parametrize(("name", "content_type", "data"), ALLOWED,
                          ids=[a[0] for a in ALLOWED])
-async def test_allowed_types_round_trip(admin_client: TestClient, name: str,  # noqa: F811
+async def test_allowed_types_round_trip(admin_client: TestClient, name: str,
                                         content_type: str, data: bytes) -> None:
-    h = await _token(admin_client)
+    h = await writer_headers(admin_client)
     body, headers = browser_form(name, content_type, data)
     resp = await admin_client.post(UPLOAD, data=body, headers={**h, **headers})
     doc = await resp.json()
@@ -129,7 +56,7 @@ async def test_allowed_types_round_trip(admin_client: TestClient, name: str,  # 
         (name, canonical, len(data), sha)
     assert resp.headers["Location"] == doc["url"] == f"/api/v1/attachments/{doc['id']}"
     # stored under a generated name, never the uploaded one
-    stored = _files(admin_client)
+    stored = stored_files(admin_client)
     assert len(stored) == 1 and len(stored[0].name) == 32 and stored[0].read_bytes() == data
 
     # not linked to anything published yet: only the bureau's tokens see it
@@ -144,9 +71,9 @@ async def test_allowed_types_round_trip(admin_client: TestClient, name: str,  # 
     assert got.headers["Content-Disposition"].startswith("attachment; ")
 
 
-async def test_chinese_names_follow_rfc_6266_and_5987(admin_client: TestClient  # noqa: F811
+async def test_chinese_names_follow_rfc_6266_and_5987(admin_client: TestClient
                                                       ) -> None:
-    h = await _token(admin_client)
+    h = await writer_headers(admin_client)
     body, headers = browser_form("决定书 (2025).pdf", "application/pdf", sample_pdf(["x"]))
     doc = await (await admin_client.post(UPLOAD, headers={**h, **headers}, data=body)).json()
     # the same name percent-encoded by a client library arrives decoded
@@ -164,9 +91,9 @@ async def test_chinese_names_follow_rfc_6266_and_5987(admin_client: TestClient  
                                   "a/b.pdf", ".htaccess.pdf", "..", "x..pdf",
                                   "bad\x07name.pdf", "con<1>.pdf", "",
                                   "%2E%2E%2Fsecret.pdf", "..%2Fx.pdf"])
-async def test_path_like_names_are_refused(admin_client: TestClient,  # noqa: F811
+async def test_path_like_names_are_refused(admin_client: TestClient,
                                            name: str) -> None:
-    h = await _token(admin_client)
+    h = await writer_headers(admin_client)
     raw, headers = browser_form(name, "application/pdf", sample_pdf(["x"]))
     attempts = [await admin_client.post(UPLOAD, data=raw, headers={**h, **headers})]
     if name.isprintable():
@@ -176,7 +103,7 @@ async def test_path_like_names_are_refused(admin_client: TestClient,  # noqa: F8
         body = await resp.json()
         assert resp.status == 400, body
         assert body["error"]["code"] in ("bad_filename", "bad_multipart")
-    assert _files(admin_client) == []
+    assert stored_files(admin_client) == []
     from aqi_service.web import keys
     async with admin_client.app[keys.POOL].acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM attachments") == 0
@@ -197,19 +124,19 @@ async def test_path_like_names_are_refused(admin_client: TestClient,  # noqa: F8
      "unsupported_type"),
 ])
 async def test_mislabelled_and_unknown_types_are_refused(
-        admin_client: TestClient, name: str, declared: str, data: bytes,  # noqa: F811
+        admin_client: TestClient, name: str, declared: str, data: bytes,
         code: str) -> None:
-    h = await _token(admin_client)
+    h = await writer_headers(admin_client)
     resp = await admin_client.post(UPLOAD, data=form(name, declared, data), headers=h)
     body = await resp.json()
     assert resp.status == 415, body
     assert body["error"]["code"] == code
-    assert _files(admin_client) == []
+    assert stored_files(admin_client) == []
 
 
-async def test_oversized_uploads_are_refused(admin_client: TestClient  # noqa: F811
+async def test_oversized_uploads_are_refused(admin_client: TestClient
                                              ) -> None:
-    h = await _token(admin_client)
+    h = await writer_headers(admin_client)
     limit = 64 * 1024  # admin_config's max_attachment_bytes
     big = sample_pdf(["x"]) + b"%" * (limit * 3)
     resp = await admin_client.post(UPLOAD, data=form("big.pdf", "application/pdf", big),
@@ -229,7 +156,7 @@ async def test_oversized_uploads_are_refused(admin_client: TestClient  # noqa: F
     resp = await admin_client.post(UPLOAD, data=chunked(), headers={
         **h, "Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert resp.status == 413
-    assert _files(admin_client) == []  # the partial file was removed
+    assert stored_files(admin_client) == []  # the partial file was removed
     # exactly at the limit is accepted
     exact = sample_pdf(["x"])
     exact += b"%" * (limit - len(exact))
@@ -238,8 +165,8 @@ async def test_oversized_uploads_are_refused(admin_client: TestClient  # noqa: F
     assert resp.status == 201, await resp.text()
 
 
-async def test_malformed_uploads(admin_client: TestClient) -> None:  # noqa: F811
-    h = await _token(admin_client)
+async def test_malformed_uploads(admin_client: TestClient) -> None:
+    h = await writer_headers(admin_client)
     resp = await admin_client.post(UPLOAD, json={"file": "x"}, headers=h)
     assert resp.status == 415
     f = FormData()

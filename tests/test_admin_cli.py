@@ -102,7 +102,7 @@ def test_commands_share_the_embedded_server_while_serve_runs() -> None:
     import urllib.error
     import urllib.request
 
-    from test_processes import free_port, postgres_of
+    from process_support import free_port, gone
 
     data_dir = Path(tempfile.mkdtemp(prefix="aqa-", dir="/tmp"))
     port = free_port()
@@ -152,7 +152,6 @@ def test_commands_share_the_embedded_server_while_serve_runs() -> None:
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=30)
-        time.sleep(1)
-        leaked = postgres_of(data_dir)
+        leaked = not gone(data_dir, 15)
         shutil.rmtree(data_dir, ignore_errors=True)
     assert not leaked

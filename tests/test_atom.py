@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
 
 import pytest
-from test_disclosure_api import ACTOR, NOW, Site, site_fixture  # noqa: F401  (fixture)
+from disclosure_support import ACTOR, NOW, Site
 
 from aqi_service.disclosure import models
 from aqi_service.disclosure import service as svc

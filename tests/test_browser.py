@@ -8,17 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
-from browser_support import (  # noqa: F401  (fixtures: browser, embedder, service)
+from browser_support import (
     DESKTOP,
     Embedder,
     Service,
-    browser,
-    embedder,
     in_both_viewports,
     needs_chromium,
     open_page,
     screenshot,
-    service,
 )
 from playwright.async_api import expect
 
@@ -55,7 +52,7 @@ def host_page(site: Embedder, svc: Service, body: str, *, script: bool,
 
 
 async def test_overview_lists_the_eleven_stations(
-        browser, service: Service, request) -> None:  # noqa: F811
+        browser, service: Service, request) -> None:
     async def check(page) -> None:
         resp = await page.goto(service.url + "/")
         assert resp.status == 200
@@ -67,7 +64,7 @@ async def test_overview_lists_the_eleven_stations(
 
 
 async def test_script_widget_on_another_origin_shows_the_published_aqi(
-        browser, service: Service, embedder: Embedder, request) -> None:  # noqa: F811
+        browser, service: Service, embedder: Embedder, request) -> None:
     now = service.now_json()
     lf01 = next(s for s in now["stations"] if s["station_code"] == "LF01")
     lf02 = next(s for s in now["stations"] if s["station_code"] == "LF02")
@@ -113,7 +110,7 @@ async def test_script_widget_on_another_origin_shows_the_published_aqi(
 
 
 async def test_script_widget_refreshes_when_the_next_hour_is_expected(
-        browser, service: Service, embedder: Embedder, request) -> None:  # noqa: F811
+        browser, service: Service, embedder: Embedder, request) -> None:
     url = host_page(embedder, service, (
         f'<div data-aqi-station="LF05"></div><script src="{service.url}/widget.js"></script>'),
         script=True)
@@ -148,7 +145,7 @@ async def test_script_widget_refreshes_when_the_next_hour_is_expected(
 
 
 async def test_iframe_widget_works_without_javascript(
-        browser, service: Service, embedder: Embedder, request) -> None:  # noqa: F811
+        browser, service: Service, embedder: Embedder, request) -> None:
     now = service.now_json()
     lf01 = next(s for s in now["stations"] if s["station_code"] == "LF01")
     url = host_page(embedder, service, (
@@ -174,7 +171,7 @@ async def test_iframe_widget_works_without_javascript(
 
 
 async def test_delayed_data_are_marked(
-        browser, service: Service, embedder: Embedder, request) -> None:  # noqa: F811
+        browser, service: Service, embedder: Embedder, request) -> None:
     url = host_page(embedder, service, (
         '<div data-aqi-station="LF04"></div><div data-aqi-city data-lang="en"></div>'
         f'<iframe id="frame" src="{service.url}/widget/LF04" title="永清县空气质量" '
@@ -210,7 +207,7 @@ async def test_delayed_data_are_marked(
 
 
 async def test_script_widget_backs_off_when_the_service_fails(
-        browser, service: Service, embedder: Embedder, request) -> None:  # noqa: F811
+        browser, service: Service, embedder: Embedder, request) -> None:
     # The script served from the embedding site's origin looks for the API there: 404.
     async with aiohttp.ClientSession() as http:
         script = await (await http.get(service.url + "/widget.js")).read()
@@ -254,7 +251,7 @@ async def test_script_widget_backs_off_when_the_service_fails(
 
 
 async def test_script_widget_follows_the_page_language(
-        browser, service: Service, embedder: Embedder) -> None:  # noqa: F811
+        browser, service: Service, embedder: Embedder) -> None:
     lf06 = service.now_json()["stations"][5]
     url = host_page(embedder, service, (
         '<div data-aqi-station="LF06"></div><div data-aqi-station="LF06" data-lang="zh"></div>'

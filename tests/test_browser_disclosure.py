@@ -5,13 +5,7 @@ control; screenshots of each (mobile and desktop)."""
 from __future__ import annotations
 
 import pytest
-from browser_support import (  # noqa: F401  (fixtures: browser, service)
-    Service,
-    browser,
-    in_both_viewports,
-    needs_chromium,
-    service,
-)
+from browser_support import Service, in_both_viewports, needs_chromium
 from playwright.async_api import expect
 
 from aqi_service.config import Config
@@ -32,7 +26,7 @@ def config(config: Config) -> Config:
     return config.replace(disclosure={"seed_sample_data": True})
 
 
-async def test_the_enterprise_list_renders(browser, service: Service, request) -> None:  # noqa: F811
+async def test_the_enterprise_list_renders(browser, service: Service, request) -> None:
     async with service.app[keys.POOL].acquire() as conn:
         count = await conn.fetchval("SELECT count(*) FROM enterprises")
 
@@ -48,7 +42,7 @@ async def test_the_enterprise_list_renders(browser, service: Service, request) -
     await in_both_viewports(browser, request.node.name, check)
 
 
-async def test_an_enterprise_page_renders_its_joins(browser, service: Service,  # noqa: F811
+async def test_an_enterprise_page_renders_its_joins(browser, service: Service,
                                                     request) -> None:
     async with service.app[keys.POOL].acquire() as conn:
         code = await conn.fetchval("""

@@ -14,7 +14,6 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from test_service import client  # noqa: F401  (fixture: app after a 2-day back-fill)
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -173,7 +172,7 @@ def test_dashboard_expressions_are_valid_promql(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-async def test_expressions_name_only_exported_metrics(client: TestClient) -> None:  # noqa: F811
+async def test_expressions_name_only_exported_metrics(client: TestClient) -> None:
     exported = await exported_names(client) | SCRAPE_ONLY
     for source, exprs in (("alerts.yml", [r["expr"] for r in alert_rules()]),
                           ("dashboard.json", dashboard_exprs())):

@@ -13,64 +13,37 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 import asyncpg
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from test_openapi import _validator
+from disclosure_support import (
+    ACTOR,
+    HOSTILE,
+    NOW,
+    Site,
+    add_enterprise_with_everything,
+    credit,
+    seeded,
+    shanghai_day,
+)
+from openapi_support import response_validator
 from yarl import URL
 
-from aqi_service.aqi.schemes import SHANGHAI
 from aqi_service.config import Config
-from aqi_service.disclosure import credit_code as cc
 from aqi_service.disclosure import models
 from aqi_service.disclosure import service as svc
 from aqi_service.storage import disclosure as store
 from aqi_service.web import keys
-from aqi_service.web.app import create_app, startup_collection
+from aqi_service.web.app import create_app
 from aqi_service.web.disclosure_api import seed_wanted
 from aqi_service.web.openapi import for_app
 
 pytestmark = pytest.mark.db
-
-ACTOR = svc.Actor("test")
-NOW = datetime(2026, 11, 20, 10, 0, tzinfo=SHANGHAI)
-
-
-@dataclass
-class Site:
-    """The app with the sample data loaded and one day of air-quality data."""
-
-    app: web.Application
-    client: TestClient
-    pool: asyncpg.Pool
-
-
-def seeded(config: Config, **disclosure: Any) -> Config:
-    """The test configuration with the sample data switched on (or as given)."""
-    return config.replace(disclosure={"seed_sample_data": True, **disclosure},
-                          collection={"initial_backfill_days": 1})
-
-
-@pytest.fixture(name="site")
-async def site_fixture(config: Config, clock) -> AsyncIterator[Site]:
-    """The app (no scheduler) with the sample data and one day of air-quality data."""
-    app = create_app(seeded(config), scheduler=False, clock=clock)
-    async with TestClient(TestServer(app)) as client:
-        await startup_collection(app, clock)
-        yield Site(app, client, app[keys.POOL])
-
-
-def credit(org: str, division: str = "131003") -> str:
-    """A valid credit code (both check characters computed) for a test enterprise."""
-    return cc.build("9", "1", division, org)
 
 
 async def walk(client: TestClient, url: str, key: str, limit: int = 5) -> list[dict]:
@@ -90,10 +63,6 @@ async def walk(client: TestClient, url: str, key: str, limit: int = 5) -> list[d
         pages += 1
         assert pages <= 200, "paging does not end"
     return items
-
-
-def shanghai_day(when: datetime) -> date:
-    return when.astimezone(SHANGHAI).date()
 
 
 def middle_pair(text: str) -> str:
@@ -357,8 +326,6 @@ async def test_a_tampered_cursor_is_refused(site: Site) -> None:
 
 # -- hostile input -------------------------------------------------------------------------
 
-HOSTILE = ["'", "';--", "%", "_", "\\", "\x00", "x" * 5000, "' OR '1'='1", "%' OR 1=1 --",
-           "1; SELECT pg_sleep(5)", "\\x27", "１'", "$1", "a'b_c%d\\e"]
 FILTERS = {
     "/api/v1/enterprises": ("county", "industry", "control_level", "key_list_year", "q",
                             "cursor", "limit"),
@@ -524,46 +491,6 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * 6371.0088 * math.asin(math.sqrt(a))
 
 
-async def add_enterprise_with_everything(conn: asyncpg.Connection) -> str:
-    """A test enterprise in Gu'an with an outlet, a listing, records, a penalty, an EIA
-    project and monitoring results (one compliant, one over the limit, one flagged)."""
-    code = credit("T0000001", "131022")
-    vocab = await store.vocabulary(conn)
-    ent = models.parse_enterprise({
-        "credit_code": code, "name_zh": "固安县测试化工有限公司", "county": "guan",
-        "industry_code": "C2614", "industry": "有机化学原料制造", "lat": "39.41",
-        "lon": "116.33", "control_level": "city", "address": "固安县测试路1号",
-        "outlets": [{"outlet_code": "DA001", "name": "RTO 排气筒", "category": "main",
-                     "hj212_mn": "TESTMN0001",
-                     "limits": [{"parameter": "a24088", "upper_limit": "50", "unit": "mg/m³",
-                                 "standard": "DB13/2322-2016"}]}],
-        "key_listings": [{"year": 2026, "categories": ["air", "risk"]}]}, vocab)
-    await svc.save_enterprise(conn, ent, ACTOR)
-    for title, day in (("测试化工排污许可证信息", "2026-02-01"),
-                       ("测试化工自行监测方案", "2026-03-01")):
-        rec = models.parse_record({"subitem": "basic_info.profile", "enterprise": code,
-                                   "title": title, "published_at": f"{day}T09:00:00+08:00"},
-                                  vocab)
-        await svc.create_record(conn, rec, ACTOR, NOW)
-    await svc.save_penalty(conn, models.parse_penalty({
-        "decision_no": "（测试）固环罚〔2026〕1号", "party_name": "固安县测试化工有限公司",
-        "credit_code": code, "violation": "挥发性有机物超标排放", "legal_basis": "大气法第九十九条",
-        "penalty": "罚款", "fine_amount": "200000.00", "decision_date": "2026-06-01"}), ACTOR)
-    await svc.save_eia_project(conn, models.parse_eia_project({
-        "project_code": "TEST-2026-0001", "name": "测试化工技改项目",
-        "builder": "固安县测试化工有限公司",
-        "builder_credit_code": code, "county": "guan", "location": "固安县测试路1号",
-        "project_type": "有机化学原料制造", "document_kind": "report",
-        "stages": [{"stage": "acceptance", "published_on": "2026-04-01"}]}), ACTOR)
-    for hour, value, flag in ((9, "42.0", "N"), (10, "65.0", "N"), (11, "80.0", "M")):
-        res = models.parse_monitoring({
-            "enterprise": code, "outlet": "DA001", "parameter": "a24088", "source": "online",
-            "method": "automatic", "period": "hour", "value": value, "flag": flag,
-            "measured_at": f"2026-11-19T{hour:02d}:00:00+08:00"}, vocab)
-        await svc.save_monitoring(conn, res, vocab, ACTOR)
-    return code
-
-
 async def test_the_enterprise_page_joins_everything_about_it(site: Site) -> None:
     async with site.pool.acquire() as conn, conn.transaction():
         code = await add_enterprise_with_everything(conn)
@@ -725,7 +652,7 @@ async def test_real_responses_conform_to_the_openapi_document(site: Site) -> Non
     for url, path, status in cases:
         resp = await site.client.get(url)
         assert str(resp.status) == status, url
-        errors = sorted(_validator(served, path, status).iter_errors(await resp.json()),
+        errors = sorted(response_validator(served, path, status).iter_errors(await resp.json()),
                         key=str)
         assert not errors, url + "\n" + "\n".join(e.message for e in errors[:5])
 

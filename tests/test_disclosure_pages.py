@@ -11,16 +11,15 @@ from urllib.parse import quote
 
 import asyncpg
 import pytest
-from markupsafe import escape
-from test_disclosure_api import (  # noqa: F401  (site_fixture: the app with sample data)
+from disclosure_support import (
     ACTOR,
     HOSTILE,
     NOW,
     Site,
     add_enterprise_with_everything,
     shanghai_day,
-    site_fixture,
 )
+from markupsafe import escape
 
 from aqi_service.disclosure import models
 from aqi_service.disclosure import service as svc

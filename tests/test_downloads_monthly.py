@@ -10,9 +10,8 @@ from datetime import datetime
 
 import pytest
 from aiohttp.test_utils import TestClient
-from test_downloads import CST, SELECT_STORED, assert_row, load_hours
-from test_openapi import _validator
-from test_service import client  # noqa: F401  (fixture: app after a 2-day back-fill)
+from downloads_support import CST, SELECT_STORED, assert_row, load_hours
+from openapi_support import response_validator
 
 from aqi_service.web import keys
 from aqi_service.web.openapi import document
@@ -31,7 +30,7 @@ def _max_age(resp) -> int:
     return int(re.search(r"max-age=(\d+)", resp.headers["Cache-Control"])[1])
 
 
-async def test_a_closed_month_holds_its_hour_ending_hours(client: TestClient) -> None:  # noqa: F811
+async def test_a_closed_month_holds_its_hour_ending_hours(client: TestClient) -> None:
     pool = client.server.app[keys.POOL]
     # From the last hour of 30 September to the first of 1 November (Asia/Shanghai).
     async with pool.acquire() as conn:
@@ -83,7 +82,7 @@ async def test_a_closed_month_holds_its_hour_ending_hours(client: TestClient) ->
 
 
 async def test_the_current_month_is_fresh_until_the_next_publication(
-        client: TestClient) -> None:  # noqa: F811
+        client: TestClient) -> None:
     resp = await client.get("/api/v1/download/monthly/LF01/2026-11.csv.gz")
     assert resp.status == 200
     assert 0 <= _max_age(resp) <= CURRENT_MAX_AGE
@@ -116,7 +115,7 @@ ERRORS = [
 ]
 
 
-async def test_monthly_errors(client: TestClient) -> None:  # noqa: F811
+async def test_monthly_errors(client: TestClient) -> None:
     doc = document()
     for code, month, status, error in ERRORS:
         resp = await client.get(PATH.format(code=code, month=month))
@@ -126,4 +125,4 @@ async def test_monthly_errors(client: TestClient) -> None:  # noqa: F811
         assert body["error"]["code"] == error, case
         if status == 400:
             assert body["error"]["details"]["parameter"] == "month", case
-        assert not list(_validator(doc, PATH, str(status)).iter_errors(body)), case
+        assert not list(response_validator(doc, PATH, str(status)).iter_errors(body)), case

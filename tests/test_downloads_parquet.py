@@ -10,9 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from aiohttp.test_utils import TestClient
-from test_downloads import CST, SELECT_STORED, load_hours
-from test_openapi import _validator
-from test_service import client  # noqa: F401  (fixture: app after a 2-day back-fill)
+from downloads_support import CST, SELECT_STORED, expected_value, load_hours
+from openapi_support import response_validator
 
 from aqi_service.web import keys
 from aqi_service.web.openapi import document
@@ -23,7 +22,7 @@ LAST = datetime(2026, 10, 11, tzinfo=CST)
 CODES = ["LF06", "LF07"]
 
 
-async def _download(client: TestClient, **query: str) -> pa.Table:  # noqa: F811
+async def _download(client: TestClient, **query: str) -> pa.Table:
     resp = await client.get("/api/v1/download/hourly.parquet", params=query)
     assert resp.status == 200, await resp.text()
     assert resp.headers["Content-Type"] == "application/vnd.apache.parquet"
@@ -31,21 +30,7 @@ async def _download(client: TestClient, **query: str) -> pa.Table:  # noqa: F811
     return pq.read_table(io.BytesIO(await resp.read()))
 
 
-def _expected(rec, col: str):
-    """The value a Parquet column should hold for a stored record (None for empty)."""
-    flags = rec["flags"] or {}
-    if col == "position_name":
-        return rec["name_zh"]
-    if col in ("time_point", "time_point_utc"):
-        return rec["hour_end"]
-    if col == "primary_pollutants":
-        return rec["primary_text"] or None
-    if col.endswith("_flag"):
-        return flags.get(col[:-5], "N" if rec[col[:-5]] is not None else None)
-    return rec[col]
-
-
-async def test_parquet_holds_exactly_the_stored_values(client: TestClient) -> None:  # noqa: F811
+async def test_parquet_holds_exactly_the_stored_values(client: TestClient) -> None:
     async with client.server.app[keys.POOL].acquire() as conn:
         await load_hours(conn, CODES, FIRST, LAST)
         stored = await conn.fetch(SELECT_STORED, CODES, FIRST, LAST)
@@ -54,7 +39,7 @@ async def test_parquet_holds_exactly_the_stored_values(client: TestClient) -> No
     assert table.num_rows == len(stored) == 480
     for col in table.column_names:
         got = table.column(col).to_pylist()
-        want = [_expected(r, col) for r in stored]
+        want = [expected_value(r, col) for r in stored]
         assert got == want, col
     types = {f.name: f.type for f in table.schema}
     assert types["pm2_5"] == pa.float64() and types["co_24h"] == pa.float64()
@@ -63,7 +48,7 @@ async def test_parquet_holds_exactly_the_stored_values(client: TestClient) -> No
 
 
 async def test_parquet_schema_carries_licence_citation_and_codebook(
-        client: TestClient) -> None:  # noqa: F811
+        client: TestClient) -> None:
     table = await _download(client, stations="LF01", pollutants="pm2_5,o3")
     meta = {k.decode(): v.decode() for k, v in table.schema.metadata.items()}
     assert meta["licence"] == "CC-BY-4.0"
@@ -83,7 +68,7 @@ async def test_parquet_schema_carries_licence_citation_and_codebook(
 
 
 async def test_without_pyarrow_parquet_is_a_501_saying_how_to_get_it(
-        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     # As if the optional package were not installed: importing it fails.
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
@@ -93,7 +78,7 @@ async def test_without_pyarrow_parquet_is_a_501_saying_how_to_get_it(
     assert body["error"]["code"] == "format_unavailable"
     assert "aqi-service[parquet]" in body["error"]["message"]
     assert body["error"]["details"]["install"] == "pip install 'aqi-service[parquet]'"
-    errors = list(_validator(document(), "/api/v1/download/hourly.{fmt}", "501")
+    errors = list(response_validator(document(), "/api/v1/download/hourly.{fmt}", "501")
                   .iter_errors(body))
     assert not errors
     csv = await client.get("/api/v1/download/hourly.csv", params={"stations": "LF01"})
@@ -101,7 +86,7 @@ async def test_without_pyarrow_parquet_is_a_501_saying_how_to_get_it(
 
 
 @pytest.mark.parametrize("fmt", ["xml", "parquet.gz"])
-async def test_unknown_formats_are_404(client: TestClient, fmt: str) -> None:  # noqa: F811
+async def test_unknown_formats_are_404(client: TestClient, fmt: str) -> None:
     resp = await client.get(f"/api/v1/download/hourly.{fmt}")
     assert resp.status == 404
     assert "hourly.parquet" in (await resp.json())["error"]["message"]

@@ -14,7 +14,6 @@ import csv
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -29,8 +28,8 @@ import asyncpg
 import psutil
 import pyarrow.parquet as pq
 import pytest
-from test_downloads import CST, SELECT_STORED, assert_row, load_hours
-from test_downloads_parquet import _expected
+from downloads_support import CST, SELECT_STORED, assert_row, expected_value, load_hours
+from process_support import free_port
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
@@ -47,16 +46,10 @@ station-years of records (as before) reached 35-50 MB."""
 MB = 1024 * 1024
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def _server(dsn: str, folder: Path) -> Iterator[tuple[str, psutil.Process]]:
     """``aqi-service serve --no-scheduler`` on the test database, in its own process."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "AQI_DATABASE_URL": dsn, "AQI_HTTP_PORT": str(port),
            "AQI_HTTP_HOST": "127.0.0.1", "AQI_CONFIG_DIR": str(REPO / "config")}
     with open(folder / "server.log", "wb") as log:
@@ -184,7 +177,7 @@ async def test_a_year_of_11_stations_streams_in_flat_memory_and_parses_back_exac
                         for j in range(len(group["station_code"])):
                             rec = await anext(stored)
                             for col, values in group.items():
-                                assert values[j] == _expected(rec, col), (col, j)
+                                assert values[j] == expected_value(rec, col), (col, j)
                     assert await anext(stored, None) is None
         finally:
             await conn.close()

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_processes import postgres_of, scratch_folder
+from process_support import postgres_of, scratch_folder
 
 from aqi_service.storage.embedded import EmbeddedPostgres
 

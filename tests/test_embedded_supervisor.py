@@ -23,7 +23,17 @@ from pathlib import Path
 
 import psutil
 import pytest
-from test_processes import REPO, Service, free_port, get_json, postgres_of, run_cli, scratch_folder
+from process_support import (
+    REPO,
+    Service,
+    free_port,
+    get_json,
+    gone,
+    ignored_signals,
+    postgres_of,
+    run_cli,
+    scratch_folder,
+)
 
 pytestmark = pytest.mark.embedded
 
@@ -82,14 +92,6 @@ def hourly(svc: Service) -> list[dict]:
     return get_json(svc.url(HOURLY))["records"]
 
 
-def gone(data_dir: Path, timeout: float) -> bool:
-    """Whether every postgres process of ``data_dir`` exits within ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while postgres_of(data_dir) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return not postgres_of(data_dir)
-
-
 def test_killed_postmaster_is_restarted_and_the_pool_recovers(data_dir: Path) -> None:
     svc = Service(data_dir, free_port(), data_dir / "serve.log", FAST)
     try:
@@ -125,9 +127,11 @@ def test_postmaster_does_not_outlive_a_killed_serve(data_dir: Path) -> None:
     # Its watchdog is killed first: serve starts another, which does the work below.
     watchdog = psutil.Process(first.proc.pid).children()
     assert len(watchdog) == 1 and "aqi_service.storage.watchdog" in watchdog[0].cmdline()
-    watchdog[0].terminate()   # a service manager's stop signal does not end it
-    time.sleep(0.5)
-    assert watchdog[0].status() != psutil.STATUS_ZOMBIE
+    # A service manager's stop signal does not end it: the kernel discards a signal its
+    # receiver ignores as it is sent, so the watchdog still runs once terminate() returns.
+    assert signal.SIGTERM in ignored_signals(watchdog[0].pid)
+    watchdog[0].terminate()
+    assert watchdog[0].is_running() and watchdog[0].status() != psutil.STATUS_ZOMBIE
     watchdog[0].kill()
     wait_for(lambda: len([c for c in psutil.Process(first.proc.pid).children()
                           if c.pid != watchdog[0].pid and c.status() != "zombie"]) == 1,
@@ -149,10 +153,12 @@ def test_orphan_left_by_serve_and_its_watchdog_is_stopped_at_the_next_start(
     first.wait_ready(45)
     orphan = postmaster_pid(data_dir)
     family = [first.proc.pid] + [c.pid for c in psutil.Process(first.proc.pid).children()]
+    watchers = [psutil.Process(pid) for pid in family[1:]]
     for pid in family:  # serve and its watchdog at once: nothing is left to stop the server
         os.kill(pid, signal.SIGKILL)
     first.proc.wait(10)
-    time.sleep(1)
+    _, alive = psutil.wait_procs(watchers, timeout=10)
+    assert not alive, alive
     assert psutil.pid_exists(orphan), "the orphan case needs a postmaster left running"
     second = Service(data_dir, free_port(), data_dir / "second.log", FAST)
     try:
@@ -183,9 +189,11 @@ def test_other_users_of_the_server_leave_serves_postmaster_alone(data_dir: Path)
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert holder.stdout is not None
         assert b"held" in holder.stdout.readline()
+        (its_watchdog,) = psutil.Process(holder.pid).children()
         holder.kill()
         holder.wait(10)
-        time.sleep(2)
+        # Its watchdog decides (serve's handle is alive: leave the server) and exits.
+        its_watchdog.wait(15)
         assert postmaster_pid(data_dir) == pid and psutil.pid_exists(pid)
         assert status_of(svc.url("/readyz")) == 200
         assert metric(svc, "aqi_db_embedded_restarts_total") == 0.0

@@ -18,64 +18,28 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from test_pipeline import Rig, rig  # noqa: F401  (fixture: simulator and collector)
+from aiohttp.test_utils import TestClient
+from history_support import DATA, FIRST_2026, LAST_2012, _hour, _hourly, _import, published
+from pipeline_support import Rig
 
 from aqi_service.aqi.schemes import SHANGHAI
 from aqi_service.collect import recompute
 from aqi_service.collect.client import create_session
 from aqi_service.collect.collector import Collector
-from aqi_service.collect.history import COMPARED, run_history_import
+from aqi_service.collect.history import COMPARED
 from aqi_service.config import Config, load_config
 from aqi_service.errors import ConfigError
 from aqi_service.storage import stations
-from aqi_service.web.app import create_app
 
 pytestmark = pytest.mark.db
 REPO = Path(__file__).resolve().parent.parent
-DATA = REPO / "tests" / "data" / "cnemc"
 LANGFANG = DATA / "langfang_2026-02-28_2026-03-01.csv"
 LANGFANG_DAYS = DATA / "langfang_2026-02-27_2026-03-02.csv"
-LAST_2012 = DATA / "2026-03-01T00.csv"
-FIRST_2026 = DATA / "2026-03-01T01.csv"
-NOW = datetime(2026, 11, 20, 2, 20, tzinfo=UTC)
 POLLUTANTS_1H = ("so2", "no2", "co", "o3", "pm10", "pm2_5")
-
-
-def published(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _hour(tp: str) -> datetime:
-    return datetime.fromisoformat(tp).replace(tzinfo=SHANGHAI)
-
-
-async def _import(conn: asyncpg.Connection, cfg: Config, path: Path, **kw: Any):
-    known = {s.code for s in cfg.stations} | {s["code"] for s in await stations.list_stations(conn)}
-    return await run_history_import(conn, path, known, cfg.city.code,
-                                    [s.code for s in cfg.stations],
-                                    kw.pop("variant", cfg.aqi.hourly_2012), now=NOW, **kw)
-
-
-@pytest.fixture
-async def served(config: Config, clock) -> AsyncIterator[TestClient]:
-    """The web (no collection) on the test database."""
-    app = create_app(config, scheduler=False, clock=clock)
-    async with TestClient(TestServer(app)) as c:
-        yield c
-
-
-async def _hourly(client: TestClient, code: str, first: str, last: str) -> dict[str, dict]:
-    resp = await client.get(f"/api/v1/stations/{code}/hourly",
-                            params={"from": first, "to": last})
-    assert resp.status == 200, await resp.text()
-    return {r["time_point"]: r for r in (await resp.json())["records"]}
 
 
 async def test_imported_langfang_hours_come_back_as_published(
@@ -427,7 +391,7 @@ async def test_pipeline_publishes_the_configured_reading(config: Config, pool: a
 
 @pytest.mark.parametrize(("variant", "scheme"), [("practice", "HJ633-2012"),
                                                ("text", "HJ633-2012-text")])
-async def test_collections_follow_the_configured_reading(rig: Rig, variant: str,  # noqa: F811
+async def test_collections_follow_the_configured_reading(rig: Rig, variant: str,
                                                          scheme: str) -> None:
     rig.collector.cfg = rig.config.replace(aqi={"hourly_2012": variant})
     rig.clock.now = datetime(2026, 2, 28, 18, 20, tzinfo=UTC)  # 72 h back: 2012 and 2026

@@ -14,8 +14,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
-from disclosure_support import admin_client, bearer, minter  # noqa: F401  (fixtures)
-from test_service import client  # noqa: F401  (fixture: app after a 2-day back-fill)
+from disclosure_support import bearer, minter
 
 pytestmark = pytest.mark.db
 
@@ -27,7 +26,7 @@ YEAR_ONE = {"from": "0001-01-01", "to": "0001-01-02"}
     "/api/v1/city/hourly", "/api/v1/download/hourly.csv", "/api/v1/download/hourly.jsonl",
 ])
 async def test_year_one_dates_are_a_400_naming_the_parameter(
-        client: TestClient, path: str) -> None:  # noqa: F811
+        client: TestClient, path: str) -> None:
     resp = await client.get(path, params=YEAR_ONE)
     assert resp.status == 400
     body = await resp.json()
@@ -49,7 +48,7 @@ async def test_year_one_dates_are_a_400_naming_the_parameter(
     ("/api/v1/rankings", {"period": "year", "year": "9999"}, "year"),
 ])
 async def test_out_of_range_and_control_bytes_are_a_400(
-        client: TestClient, path: str, query: dict, parameter: str) -> None:  # noqa: F811
+        client: TestClient, path: str, query: dict, parameter: str) -> None:
     resp = await client.get(path, params=query)
     assert resp.status == 400, await resp.text()
     body = await resp.json()
@@ -59,7 +58,7 @@ async def test_out_of_range_and_control_bytes_are_a_400(
 @pytest.mark.parametrize("raw_id", ["%C2%B9", "%D9%A3", "%EF%BC%91", "1%00", "-1", "+1",
                                     "9" * 19])
 async def test_admin_ids_that_are_not_ascii_digits_are_a_404(
-        admin_client: TestClient, raw_id: str) -> None:  # noqa: F811
+        admin_client: TestClient, raw_id: str) -> None:
     token = await minter(admin_client)("admin")
     for path in (f"/api/v1/admin/disclosures/{raw_id}", f"/api/v1/admin/penalties/{raw_id}",
                  f"/api/v1/admin/eia/projects/{raw_id}"):
@@ -78,7 +77,7 @@ async def test_admin_ids_that_are_not_ascii_digits_are_a_404(
     (b"a=1", "application/x-www-form-urlencoded", 415, "unsupported_type"),
 ])
 async def test_admin_bodies_that_cannot_be_read_are_refused(
-        admin_client: TestClient, body: bytes, content_type: str,  # noqa: F811
+        admin_client: TestClient, body: bytes, content_type: str,
         status: int, code: str) -> None:
     token = await minter(admin_client)("admin")
     resp = await admin_client.post("/api/v1/admin/enterprises", data=body,
@@ -90,7 +89,7 @@ async def test_admin_bodies_that_cannot_be_read_are_refused(
 # -- a real database outage ----------------------------------------------------------------
 
 @pytest.fixture
-async def outage(client: TestClient, db_dsn: str, pg_server: str  # noqa: F811
+async def outage(client: TestClient, db_dsn: str, pg_server: str
                  ) -> AsyncIterator[TestClient]:
     """The app's database refusing connections, its sessions terminated (then restored)."""
     name = urlsplit(db_dsn).path.lstrip("/")
@@ -144,7 +143,7 @@ async def test_admin_api_answers_503_during_a_database_outage(outage: TestClient
     assert (await resp.json())["error"]["code"] == "database_unavailable"
 
 
-async def test_service_recovers_after_the_outage(client: TestClient, db_dsn: str,  # noqa: F811
+async def test_service_recovers_after_the_outage(client: TestClient, db_dsn: str,
                                                  pg_server: str) -> None:
     name = urlsplit(db_dsn).path.lstrip("/")
     admin = await asyncpg.connect(pg_server)
@@ -163,7 +162,7 @@ async def test_service_recovers_after_the_outage(client: TestClient, db_dsn: str
 # -- HTML error pages for HTML routes --------------------------------------------------------
 
 @pytest.mark.parametrize("path", ["/nope", "/stations", "/daily/extra", "/stations/"])
-async def test_unknown_pages_get_the_html_404(client: TestClient, path: str) -> None:  # noqa: F811
+async def test_unknown_pages_get_the_html_404(client: TestClient, path: str) -> None:
     resp = await client.get(path, headers={"Accept-Language": "en"})
     assert resp.status == 404
     assert resp.content_type == "text/html"
@@ -173,14 +172,14 @@ async def test_unknown_pages_get_the_html_404(client: TestClient, path: str) -> 
     assert "未找到" in await zh.text()
 
 
-async def test_unknown_api_paths_keep_the_json_404(client: TestClient) -> None:  # noqa: F811
+async def test_unknown_api_paths_keep_the_json_404(client: TestClient) -> None:
     for path in ("/api/v1/nope", "/api/nope"):
         resp = await client.get(path)
         assert resp.status == 404
         assert (await resp.json())["error"]["code"] == "not_found"
 
 
-async def test_wrong_method_on_a_page_is_an_html_405(client: TestClient) -> None:  # noqa: F811
+async def test_wrong_method_on_a_page_is_an_html_405(client: TestClient) -> None:
     resp = await client.post("/daily")
     assert resp.status == 405
     assert resp.content_type == "text/html"

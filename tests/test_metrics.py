@@ -7,33 +7,27 @@ metrics code; faults are injected through the simulator's HTTP API.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import string
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from metrics_support import EXPECTED_AT_START, HOUR, STATIONS, collect, fault
 from prometheus_client.parser import text_string_to_metric_families
-from test_service import client, small, wait_for  # noqa: F401  (fixture: app after a back-fill)
+from service_support import wait_for
 
 from aqi_service.config import Config
 from aqi_service.monitoring.metrics import Metrics
 from aqi_service.web import keys
-from aqi_service.web.app import create_app, refresh_snapshot, startup_collection
+from aqi_service.web.app import create_app
 from aqi_service.web.metrics import handler_args
 
 pytestmark = pytest.mark.db
 
-HOUR = timedelta(hours=1)
 POLLUTANTS = ("so2", "no2", "co", "o3", "pm10", "pm2_5")
-STATIONS = [f"LF{i:02d}" for i in range(1, 12)]
-EXPECTED_AT_START = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
-"""The clock fixture reads 10:20 Beijing time; collection at :05 plus 10 minutes' grace
-makes 10:00 (02:00 UTC) the newest hour due."""
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -66,32 +60,8 @@ def publication(value: Decimal, pollutant: str) -> float:
     return float(value.quantize(step, rounding=ROUND_HALF_EVEN))
 
 
-@pytest.fixture
-async def quiet(config: Config, clock) -> AsyncIterator[TestClient]:
-    """The app without a scheduler (no job can run in between), after a 2-day back-fill."""
-    app = create_app(small(config), scheduler=False, clock=clock)
-    async with TestClient(TestServer(app)) as c:
-        await startup_collection(app, clock)
-        yield c
-
-
-async def fault(c: TestClient, **body: object) -> None:
-    """Inject a fault through the simulator's HTTP API."""
-    url = c.app[keys.SIMULATOR_URL]
-    resp = await c.session.post(f"{url}/_faults", json=body)
-    assert resp.status in (200, 201), await resp.text()
-
-
-async def collect(c: TestClient, clock, hours: int = 1) -> int:
-    """Move the clock on, run a collection, rebuild /now; return the run's id."""
-    clock.now += hours * HOUR
-    summary = await c.app[keys.COLLECTOR].run("test")
-    await refresh_snapshot(c.app, clock)
-    return summary.run_id
-
-
 async def test_exposition_parses_and_station_series_equal_the_stored_data(
-        client: TestClient, clock) -> None:  # noqa: F811
+        client: TestClient, clock) -> None:
     async def startup_job_counted() -> bool:
         # The job's event follows the snapshot refresh the fixture waited for.
         return get(await scrape(client), "aqi_scheduler_job_runs_total", job="startup",
@@ -366,7 +336,7 @@ async def test_widget_and_download_counts(config: Config) -> None:
     assert m.http.count("/widget/{code}", "GET", 404) == 1
 
 
-async def test_scheduler_outcomes_and_misfires_are_counted(client: TestClient) -> None:  # noqa: F811
+async def test_scheduler_outcomes_and_misfires_are_counted(client: TestClient) -> None:
     scheduler = client.app[keys.SCHEDULE].scheduler
 
     async def boom() -> None:
@@ -410,10 +380,9 @@ async def test_database_loss_shows_in_metrics_and_readiness(quiet: TestClient) -
     assert any(r.startswith("database unreachable") for r in body["reasons"])
 
 
-async def test_a_stopped_scheduler_is_not_ready(client: TestClient) -> None:  # noqa: F811
+async def test_a_stopped_scheduler_is_not_ready(client: TestClient) -> None:
     scheduler = client.app[keys.SCHEDULE].scheduler
     scheduler.shutdown(wait=False)
-    await asyncio.sleep(0)
     ready = await client.get("/readyz")
     body = await ready.json()
     assert ready.status == 503 and body["scheduler"] == "stopped"
@@ -464,13 +433,21 @@ async def test_every_pool_statement_is_timed_and_failures_counted(quiet: TestCli
             await conn.fetchval("SELECT count(*) FROM stations")
         with pytest.raises(asyncpg.UndefinedTableError):
             await conn.fetchval("SELECT 1 FROM no_such_table")
-    await asyncio.sleep(0.05)   # asyncpg calls the loggers soon after each statement
-    after = await scrape(quiet)
 
     def delta(name: str, **labels: str) -> float:
         return (get(after, name, **labels) or 0) - (get(before, name, **labels) or 0)
 
-    # three counts, the failed statement, and the ping of the second scrape
+    async def logged() -> bool:
+        # asyncpg calls the query loggers soon after each statement, in order: once the
+        # failed statement is counted, so are the three before it.
+        nonlocal after
+        after = await scrape(quiet)
+        return delta("aqi_db_query_errors_total", error="UndefinedTableError") >= 1
+
+    after: Samples = {}
+    await wait_for(logged, timeout=5)
+
+    # three counts, the failed statement, and the pings of the scrapes since
     assert delta("aqi_db_query_duration_seconds_count", query="select") >= 5
     assert delta("aqi_db_query_errors_total", error="UndefinedTableError") == 1
     # The back-fill wrote through the pool: its inserts were timed too.

@@ -11,24 +11,21 @@ with AQI 119. Expected values are those published values and the reference of
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from aqi_reference import S2026, expected_iaqi, level_of
-from test_history_import import FIRST_2026, LAST_2012, _hour, _hourly, _import, published
-from test_pipeline import RT_2026_COLUMNS, Rig, target_hour
-from test_pipeline import rig as rig  # the fixture: simulator and collector
+from history_support import FIRST_2026, LAST_2012, _hour, _hourly, _import, published
+from pipeline_support import RT_2026_COLUMNS, Rig, target_hour
 
 from aqi_service.collect import derive
 from aqi_service.config import Config, StationConfig, load_config
 from aqi_service.errors import ConfigError
 from aqi_service.storage import stations
-from aqi_service.web.app import create_app
 
 pytestmark = pytest.mark.db
 POLLUTANTS = ("so2", "no2", "co", "o3", "pm10", "pm2_5")
@@ -42,13 +39,6 @@ def config(config: Config) -> Config:
     return replace(config, stations=tuple(
         replace(s, not_monitored=("co",)) if s.code == PLANNED else s
         for s in config.stations))
-
-
-@pytest.fixture
-async def served(config: Config, clock) -> AsyncIterator[TestClient]:
-    app = create_app(config, scheduler=False, clock=clock)
-    async with TestClient(TestServer(app)) as c:
-        yield c
 
 
 def _row(path: Path, code: str) -> dict[str, str]:

@@ -7,10 +7,8 @@ from datetime import date, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient
-from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
-from referencing import Registry, Resource
-from test_service import client  # noqa: F401  (fixture: app after a 2-day back-fill)
+from openapi_support import response_validator
 
 from aqi_service.web import keys, params
 from aqi_service.web.openapi import document, for_app
@@ -22,18 +20,8 @@ def test_the_document_is_valid_openapi_3_1() -> None:
     validate(document())
 
 
-def _validator(doc: dict, path: str, status: str) -> Draft202012Validator:
-    """A validator of one response schema, its $refs resolved within the document."""
-    registry = Registry().with_resource("urn:api", Resource.from_contents(
-        {**doc, "$schema": "https://json-schema.org/draft/2020-12/schema"}))
-    pointer = ("urn:api#/paths/" + path.replace("~", "~0").replace("/", "~1")
-               + f"/get/responses/{status}/content/application~1json/schema")
-    return Draft202012Validator({"$schema": "https://json-schema.org/draft/2020-12/schema",
-                                 "$ref": pointer}, registry=registry)
-
-
 def test_a_nonconforming_response_is_caught() -> None:
-    validator = _validator(document(), "/api/v1/stations", "200")
+    validator = response_validator(document(), "/api/v1/stations", "200")
     assert not list(validator.iter_errors({"stations": [], "count": 0}))
     broken = {"stations": [{"station_code": "LF01", "lat": "north"}], "count": "one"}
     assert len(list(validator.iter_errors(broken))) >= 2
@@ -58,7 +46,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("url", "path", "status"), CASES, ids=[c[0] for c in CASES])
-async def test_real_responses_conform(client: TestClient, url: str, path: str,  # noqa: F811
+async def test_real_responses_conform(client: TestClient, url: str, path: str,
                                       status: str) -> None:
     served = await (await client.get("/api/v1/openapi.json")).json()
     app = client.app
@@ -71,7 +59,7 @@ async def test_real_responses_conform(client: TestClient, url: str, path: str,  
     assert station_param["schema"] == {"enum": [f"LF{i:02d}" for i in range(1, 12)]}
     resp = await client.get(url)
     assert str(resp.status) == status
-    errors = sorted(_validator(served, path, status).iter_errors(await resp.json()),
+    errors = sorted(response_validator(served, path, status).iter_errors(await resp.json()),
                     key=str)
     assert not errors, "\n".join(e.message for e in errors[:5])
 

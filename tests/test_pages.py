@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from test_service import client  # noqa: F401  (fixture: app after a 2-day back-fill)
 
 from aqi_service.config import Config
 from aqi_service.web import keys
@@ -62,14 +61,14 @@ def vertices(svg: ET.Element) -> list[list[tuple[float, float]]]:
     return runs
 
 
-async def get_page(client: TestClient, path: str, **kw) -> str:  # noqa: F811
+async def get_page(client: TestClient, path: str, **kw) -> str:
     resp = await client.get(path, **kw)
     assert resp.status == 200, path
     assert resp.content_type == "text/html"
     return await resp.text()
 
 
-async def test_overview_lists_every_station_as_the_api_does(client: TestClient) -> None:  # noqa: F811
+async def test_overview_lists_every_station_as_the_api_does(client: TestClient) -> None:
     now = await (await client.get("/api/v1/now")).json()
     for lang, heading in (("zh", "各监测站点"), ("en", "Monitoring stations")):
         resp = await client.get("/", params={"lang": lang})
@@ -98,7 +97,7 @@ async def test_overview_lists_every_station_as_the_api_does(client: TestClient) 
         assert resp.headers["Cache-Control"] == f"public, max-age={expected_age}"
 
 
-async def test_overview_map_shows_every_station_with_its_aqi(client: TestClient) -> None:  # noqa: F811
+async def test_overview_map_shows_every_station_with_its_aqi(client: TestClient) -> None:
     now = await (await client.get("/api/v1/now")).json()
     body = await get_page(client, "/?lang=en")
     station_map = svgs(body)["station-map"]
@@ -114,7 +113,7 @@ async def test_overview_map_shows_every_station_with_its_aqi(client: TestClient)
         assert fills == [s["color"]]
 
 
-async def test_overview_badges_say_late_missing_and_maintenance(client: TestClient) -> None:  # noqa: F811
+async def test_overview_badges_say_late_missing_and_maintenance(client: TestClient) -> None:
     app = client.server.app
     clock = app[keys.CLOCK]
     async with app[keys.POOL].acquire() as conn:
@@ -137,7 +136,7 @@ async def test_overview_badges_say_late_missing_and_maintenance(client: TestClie
     assert 'data-status="missing"' in body
 
 
-async def test_overview_is_served_without_the_database(client: TestClient) -> None:  # noqa: F811
+async def test_overview_is_served_without_the_database(client: TestClient) -> None:
     pool = client.server.app[keys.POOL]
     held = [await pool.acquire() for _ in range(pool.get_max_size())]
     try:
@@ -149,7 +148,7 @@ async def test_overview_is_served_without_the_database(client: TestClient) -> No
             await pool.release(conn)
 
 
-async def test_pages_answer_304_to_their_etag(client: TestClient) -> None:  # noqa: F811
+async def test_pages_answer_304_to_their_etag(client: TestClient) -> None:
     for path in PAGES:
         first = await client.get(path)
         etag = first.headers["ETag"]
@@ -160,7 +159,7 @@ async def test_pages_answer_304_to_their_etag(client: TestClient) -> None:  # no
         assert other.status == 200, path  # another language is another representation
 
 
-async def _stored_hours(client: TestClient, code: str, hours: int, field: str) -> int:  # noqa: F811
+async def _stored_hours(client: TestClient, code: str, hours: int, field: str) -> int:
     async with client.server.app[keys.POOL].acquire() as conn:
         return await conn.fetchval(
             f"SELECT count(*) FROM station_hourly WHERE station_code = $1 AND hour_end > $2 "
@@ -168,7 +167,7 @@ async def _stored_hours(client: TestClient, code: str, hours: int, field: str) -
             END)
 
 
-async def test_station_page_shows_the_current_record(client: TestClient) -> None:  # noqa: F811
+async def test_station_page_shows_the_current_record(client: TestClient) -> None:
     api = await (await client.get("/api/v1/stations/LF03")).json()
     latest = api["latest"]
     for lang in ("zh", "en"):
@@ -192,7 +191,7 @@ async def test_station_page_shows_the_current_record(client: TestClient) -> None
         assert ("最新一小时" if lang == "zh" else "Latest hour") in body
 
 
-async def test_station_page_lists_its_recent_revisions_escaped(client: TestClient) -> None:  # noqa: F811
+async def test_station_page_lists_its_recent_revisions_escaped(client: TestClient) -> None:
     async with client.server.app[keys.POOL].acquire() as conn:
         await conn.executemany(
             "INSERT INTO revisions (kind, subject, field, period_end, old_value, new_value, "
@@ -215,7 +214,7 @@ async def test_station_page_lists_its_recent_revisions_escaped(client: TestClien
     assert "No revisions so far." in await get_page(client, "/stations/LF06?lang=en")
 
 
-async def test_station_charts_plot_every_stored_hour(client: TestClient) -> None:  # noqa: F811
+async def test_station_charts_plot_every_stored_hour(client: TestClient) -> None:
     body = await get_page(client, "/stations/LF01?lang=en")
     charts = {k: v for k, v in svgs(body).items() if k.startswith("chart-")}
     fields = ["aqi", "so2", "no2", "co", "o3", "pm10", "pm2_5"]
@@ -237,7 +236,7 @@ async def test_station_charts_plot_every_stored_hour(client: TestClient) -> None
     assert len(re.findall(r"<tr><th scope=\"row\">", table)) == 24
 
 
-async def test_missing_hours_are_gaps_in_the_charts(client: TestClient) -> None:  # noqa: F811
+async def test_missing_hours_are_gaps_in_the_charts(client: TestClient) -> None:
     gone = [END - timedelta(hours=h) for h in (2, 3, 6)]
     async with client.server.app[keys.POOL].acquire() as conn:
         await conn.execute("DELETE FROM station_hourly WHERE station_code = 'LF05' "
@@ -255,7 +254,7 @@ async def test_missing_hours_are_gaps_in_the_charts(client: TestClient) -> None:
             assert all(abs(x - missing_x) > step / 2 for x in xs)
 
 
-async def test_unknown_station_is_an_html_404(client: TestClient) -> None:  # noqa: F811
+async def test_unknown_station_is_an_html_404(client: TestClient) -> None:
     for path in ["/stations/NOPE", "/stations/LF99",
                  "/stations/%27%3Cscript%3Ealert(1)%3C%2Fscript%3E",
                  "/stations/..%2F..%2Fetc%2Fpasswd", "/stations/" + "x" * 300,
@@ -270,7 +269,7 @@ async def test_unknown_station_is_an_html_404(client: TestClient) -> None:  # no
             assert "ETag" not in resp.headers
 
 
-async def test_daily_report_matches_the_api(client: TestClient) -> None:  # noqa: F811
+async def test_daily_report_matches_the_api(client: TestClient) -> None:
     # Default: yesterday in Asia/Shanghai (the clock is 2026-11-20 10:20 there).
     body = await get_page(client, "/daily?lang=en")
     assert '<time datetime="2026-11-19">2026-11-19</time>' in body
@@ -296,7 +295,7 @@ async def test_daily_report_matches_the_api(client: TestClient) -> None:  # noqa
     assert all(cells[1] == "No daily record" for cells in empty.values())
 
 
-async def test_bad_daily_date_is_an_html_400(client: TestClient) -> None:  # noqa: F811
+async def test_bad_daily_date_is_an_html_400(client: TestClient) -> None:
     for query in ["date=2026-13-01", "date=yesterday",
                   "date=%27%3Cscript%3Ealert(1)%3C%2Fscript%3E", "date=" + "9" * 500,
                   "date=2026-11-19&date=2026-11-18", "date=2026-11-21",
@@ -309,7 +308,7 @@ async def test_bad_daily_date_is_an_html_400(client: TestClient) -> None:  # noq
         assert "请求有误" in body and "date" in text_of(body)
 
 
-async def test_rankings_page_shows_the_api_rankings_with_inputs(client: TestClient) -> None:  # noqa: F811
+async def test_rankings_page_shows_the_api_rankings_with_inputs(client: TestClient) -> None:
     api = await (await client.get("/api/v1/rankings",
                                   params={"period": "month", "month": "2026-11"})).json()
     for lang in ("zh", "en"):
@@ -333,7 +332,7 @@ async def test_rankings_page_shows_the_api_rankings_with_inputs(client: TestClie
     assert '<time datetime="2026-11">' in await get_page(client, "/rankings")
 
 
-async def test_bad_rankings_month_is_an_html_400(client: TestClient) -> None:  # noqa: F811
+async def test_bad_rankings_month_is_an_html_400(client: TestClient) -> None:
     for query in ["month=2026-13", "month=26-11", "month=%3Cscript%3E", "month=2027-01",
                   "month=" + "1" * 300, "month=1999-12"]:
         resp = await client.get(f"/rankings?{query}&lang=en")
@@ -343,7 +342,7 @@ async def test_bad_rankings_month_is_an_html_400(client: TestClient) -> None:  #
         assert "Bad request" in body and "month" in text_of(body)
 
 
-async def test_methodology_renders_both_schemes_from_their_data(client: TestClient) -> None:  # noqa: F811
+async def test_methodology_renders_both_schemes_from_their_data(client: TestClient) -> None:
     for lang in ("zh", "en"):
         body = await get_page(client, "/methodology", params={"lang": lang})
         for name in ("HJ633-2012", "HJ633-2026"):
@@ -369,7 +368,7 @@ async def test_methodology_renders_both_schemes_from_their_data(client: TestClie
 
 
 async def test_methodology_describes_every_scheme_and_names_the_one_published(
-        client: TestClient) -> None:  # noqa: F811
+        client: TestClient) -> None:
     """Each scheme file's description is on the page, in the page's language, and the page
     says which of the two HJ 633-2012 readings the service publishes with (by default the
     national platform's practice, HJ633-2012; the text's reading only on request)."""
@@ -387,7 +386,7 @@ async def test_methodology_describes_every_scheme_and_names_the_one_published(
         assert used == {"HJ633-2012": True, "HJ633-2012-text": False, "HJ633-2026": True}
 
 
-async def test_downloads_page_links_and_widget_snippets(client: TestClient) -> None:  # noqa: F811
+async def test_downloads_page_links_and_widget_snippets(client: TestClient) -> None:
     body = await get_page(client, "/downloads?lang=en")
     origin = f"http://{client.server.host}:{client.server.port}"
     for link in ("/api/v1/download/hourly.csv-metadata.json", "/api/v1/openapi.json",
@@ -413,7 +412,7 @@ async def test_downloads_page_links_and_widget_snippets(client: TestClient) -> N
         await resp.read()
 
 
-async def test_language_from_query_then_accept_language(client: TestClient) -> None:  # noqa: F811
+async def test_language_from_query_then_accept_language(client: TestClient) -> None:
     cases = [({}, {}, "zh-CN"),
              ({}, {"Accept-Language": "en-US,en;q=0.9"}, "en"),
              ({}, {"Accept-Language": "fr-FR, en;q=0.5, zh-CN;q=0.8"}, "zh-CN"),
@@ -431,7 +430,7 @@ async def test_language_from_query_then_accept_language(client: TestClient) -> N
             assert ("Methodology" in body) == (expected == "en")
 
 
-async def test_language_switch_keeps_the_page_and_escapes_the_query(client: TestClient) -> None:  # noqa: F811
+async def test_language_switch_keeps_the_page_and_escapes_the_query(client: TestClient) -> None:
     body = await get_page(client, "/daily",
                           params={"date": "2026-11-19", "x": '"><script>alert(1)</script>'})
     link = re.search(r'<p class="lang">\s*<a href="([^"]*)"', body).group(1)
@@ -448,7 +447,7 @@ async def test_language_switch_keeps_the_page_and_escapes_the_query(client: Test
     assert 'href="/daily?lang=en"' in en
 
 
-async def test_pages_use_no_script_and_are_accessible(client: TestClient) -> None:  # noqa: F811
+async def test_pages_use_no_script_and_are_accessible(client: TestClient) -> None:
     for path in PAGES:
         body = await get_page(client, path)
         lower = body.lower()

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from fractions import Fraction
 
 import asyncpg
 import pytest
 from aqi_reference import S2026, expected_iaqi, level_of
+from pipeline_support import RT_2026_COLUMNS, Rig, count, target_hour
 
 from aqi_service.collect.client import create_session
 from aqi_service.collect.collector import Collector
@@ -28,42 +27,6 @@ pytestmark = pytest.mark.db
 
 HOUR = timedelta(hours=1)
 POLLUTANTS = ("so2", "no2", "co", "o3", "pm10", "pm2_5")
-RT_2026_COLUMNS = {"so2": "so2_1h", "no2": "no2_1h", "co": "co_1h", "o3": "o3_1h",
-                   "pm10": "pm10_24h", "pm2_5": "pm2_5_24h"}
-
-
-@dataclass
-class Rig:
-    sim: Simulator
-    collector: Collector
-    pool: asyncpg.Pool
-    clock: object
-    config: Config
-
-
-@pytest.fixture
-async def rig(config: Config, pool: asyncpg.Pool, clock) -> AsyncIterator[Rig]:
-    sim = Simulator([SimStation(s.code, s.lat, s.lon, s.name_zh) for s in config.stations],
-                    seed=2014, clock=clock)
-    runner = await run_simulator(sim, "127.0.0.1", 0)
-    async with pool.acquire() as conn:
-        await stations.sync_stations(conn, config.stations)
-    session = create_session(config.collection)
-    collector = Collector(pool, session, config, simulator_url(runner), clock=clock)
-    try:
-        yield Rig(sim, collector, pool, clock, config)
-    finally:
-        await session.close()
-        await runner.cleanup()
-
-
-def target_hour(rig: Rig) -> datetime:
-    return rig.clock.now.replace(minute=0, second=0, microsecond=0)
-
-
-async def count(pool: asyncpg.Pool, sql: str, *args: object) -> int:
-    async with pool.acquire() as conn:
-        return int(await conn.fetchval(sql, *args))
 
 
 async def test_collection_stores_every_station_and_pollutant_with_exact_aqi(rig: Rig) -> None:

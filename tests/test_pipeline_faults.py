@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +27,8 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import FakeClock
+from clock_support import FakeClock
+from service_support import wait_for
 
 from aqi_service.collect import derive
 from aqi_service.collect.client import create_session
@@ -45,14 +46,6 @@ REPO = Path(__file__).resolve().parent.parent
 HOUR = timedelta(hours=1)
 DAYS = 30
 CODES = [f"LF{i:02d}" for i in range(1, 12)]
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    """Wait for ``check()`` to hold (polled every 50 ms) or fail after ``timeout`` s."""
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.05)
-    assert await check(), what
 
 
 async def fetchval(dsn: str, sql: str, *args: object) -> object:
@@ -160,7 +153,7 @@ async def test_a_session_terminated_mid_backfill_fails_the_run_and_the_next_repa
 
         async def blocked() -> bool:
             return bool(await blocked_backends(admin))
-        await until(blocked, 30, f"the run never reached {table}")
+        await wait_for(blocked, 30, f"the run never reached {table}")
         for pid in await blocked_backends(admin):
             await admin.execute("SELECT pg_terminate_backend($1)", pid)
         await tx.rollback()
@@ -377,7 +370,7 @@ async def test_kill_9_between_observations_and_records_is_derived_at_restart(
             assert proc.poll() is None, log.read_text()[-3000:]
             rows = await admin.fetchval("SELECT count(*) FROM observations")
             return rows >= 11 * DAYS * 24 * 6 and bool(await blocked_backends(admin))
-        await until(written_and_waiting, 90, "serve never stored the back-fill")
+        await wait_for(written_and_waiting, 90, "serve never stored the back-fill")
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         await tx.rollback()
@@ -437,7 +430,7 @@ async def test_a_leader_that_loses_and_regains_the_lock_runs_a_catch_up(
         async def gone() -> bool:
             return not await fetchval(db_dsn, "SELECT count(*) FROM pg_stat_activity "
                                       "WHERE pid = $1", pid)
-        await until(gone, 10, "the leader's session outlived its termination")
+        await wait_for(gone, 10, "the leader's session outlived its termination")
 
         # The session is gone, and the lock with it: a new session takes the lock back.
         assert await leader.check()
@@ -487,7 +480,10 @@ async def test_a_run_waiting_for_the_lock_is_pending_before_the_database_shows_i
     try:
         async with collector._lock:  # another run in progress
             queued = asyncio.ensure_future(collector.run("catch-up", only_missing=True))
-            await asyncio.sleep(0.2)
+
+            async def waits_for_the_lock() -> bool:  # counted, then blocked on the lock
+                return collector.pending == 1
+            await wait_for(waits_for_the_lock, 5, "the queued run reaches the lock")
             async with pool.acquire() as conn:
                 rows = await conn.fetchval("SELECT count(*) FROM collection_runs")
             assert rows == 0, "the queued run is not in the database yet"

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aqi_reference import S2012P, S2026, expected_iaqi
-from test_pipeline import Rig, count, rig  # noqa: F401  (fixture)
+from pipeline_support import Rig, count
 
 from aqi_service.collect.client import create_session
 from aqi_service.collect.collector import Collector
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.db
 HOUR = timedelta(hours=1)
 
 
-async def test_scheme_switches_with_the_hour_that_begins_on_1_march(rig: Rig) -> None:  # noqa: F811
+async def test_scheme_switches_with_the_hour_that_begins_on_1_march(rig: Rig) -> None:
     # 2026-03-01 02:20 +08:00: the 72 h look-back spans the switch at 2026-03-01 00:00 +08:00.
     rig.clock.now = datetime(2026, 2, 28, 18, 20, tzinfo=UTC)
     await rig.collector.run("test")
@@ -51,7 +51,7 @@ async def test_scheme_switches_with_the_hour_that_begins_on_1_march(rig: Rig) ->
     assert {r["day"]: r["scheme"] for r in daily}[date(2026, 2, 28)] == "HJ633-2012"
 
 
-async def test_backfill_across_a_month_boundary_lands_in_month_partitions(rig: Rig) -> None:  # noqa: F811
+async def test_backfill_across_a_month_boundary_lands_in_month_partitions(rig: Rig) -> None:
     rig.clock.now = datetime(2026, 12, 1, 10, 20, tzinfo=UTC)
     summary = await rig.collector.run("test")
     assert summary.observations == 11 * 72 * 6
@@ -62,7 +62,7 @@ async def test_backfill_across_a_month_boundary_lands_in_month_partitions(rig: R
     assert sum(r["count"] for r in parts) == 11 * 72 * 6
 
 
-async def test_daily_records_are_the_means_of_the_natural_day(rig: Rig) -> None:  # noqa: F811
+async def test_daily_records_are_the_means_of_the_natural_day(rig: Rig) -> None:
     await rig.collector.run("test")
     day = date(2026, 11, 19)  # complete: the clock is 2026-11-20 10:20 +08:00
     first, last = day_bounds(day)
@@ -97,7 +97,7 @@ async def test_daily_records_are_the_means_of_the_natural_day(rig: Rig) -> None:
     assert city is not None and city["stations"] == 11
 
 
-async def test_catch_up_polls_only_the_stations_missing_the_hour(rig: Rig) -> None:  # noqa: F811
+async def test_catch_up_polls_only_the_stations_missing_the_hour(rig: Rig) -> None:
     rig.sim.faults.add("down", "LF02", count=2)  # fails the run (one retry) then recovers
     first = await rig.collector.run("scheduled")
     assert first.failed == 1

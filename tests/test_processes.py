@@ -8,106 +8,21 @@ embedded server with it. Killed processes and postmasters: test_embedded_supervi
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
+from process_support import REPO, Service, free_port, get_json, postgres_of, run_cli, scratch_folder
 
-REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.embedded
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def postgres_of(data_dir: Path) -> list[psutil.Process]:
-    """Running postgres processes serving ``data_dir``."""
-    found = []
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if proc.info["name"] == "postgres" and f"{data_dir}/pg" in cmd:
-            found.append(proc)
-    return found
-
-
-def get_json(url: str, timeout: float = 5.0) -> dict:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return json.loads(resp.read())
-
-
-class Service:
-    """One `aqi-service serve` process."""
-
-    def __init__(self, data_dir: Path, port: int, log: Path,
-                 settings: dict[str, str] | None = None) -> None:
-        self.port = port
-        self.log = log
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AQI_")}
-        env["AQI_CONFIG_DIR"] = str(REPO / "config")
-        env.update(settings or {})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aqi_service", "serve", "--data-dir", str(data_dir),
-             "--port", str(port)],
-            cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-        )
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def wait_ready(self, timeout: float = 120.0) -> float:
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited: {self.log.read_text()[-3000:]}")
-            try:
-                now = get_json(self.url("/api/v1/now"))
-                if len(now["stations"]) == 11 and all(
-                        isinstance(s.get("aqi"), int) for s in now["stations"]):
-                    return time.monotonic() - started
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"not ready in {timeout} s: {self.log.read_text()[-3000:]}")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
-
-
-def scratch_folder() -> Iterator[Path]:
-    """A short data folder in /tmp; any server left on it is killed, then it is removed."""
-    folder = Path(tempfile.mkdtemp(prefix="aqis-", dir="/tmp"))
-    try:
-        yield folder
-    finally:
-        for proc in postgres_of(folder):
-            proc.kill()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
     yield from scratch_folder()
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AQI_")}
-    env["AQI_CONFIG_DIR"] = str(REPO / "config")
-    return subprocess.run([sys.executable, "-m", "aqi_service", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
 
 
 def test_serve_from_empty_then_share_then_stop(data_dir: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -23,7 +22,8 @@ import aiohttp
 import pytest
 import yaml
 from aiohttp import web
-from test_service import small, wait_for
+from process_support import free_port
+from service_support import small, wait_for
 
 from aqi_service.config import Config
 from aqi_service.web import keys
@@ -40,12 +40,6 @@ pytestmark = [
                        reason="prometheus not installed (Debian package 'prometheus'; "
                               "scripts/test installs it when run as root)"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def shortened_rules(tmp_path: Path) -> Path:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_processes import get_json
+from process_support import free_port, get_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.db]
 
@@ -37,12 +36,6 @@ HERE = Path(__file__).resolve().parent / "schemathesis"
 MAX_EXAMPLES = 25
 """Generated cases per operation and phase (about 3,000 requests in all)."""
 SEED = 20261207
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env(db_dsn: str, tmp: Path) -> dict[str, str]:
@@ -62,7 +55,7 @@ def _env(db_dsn: str, tmp: Path) -> dict[str, str]:
 @pytest.fixture
 def service(db_dsn: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """The base URL of a running service on the test's database, and its environment."""
-    port = _free_port()
+    port = free_port()
     env = _env(db_dsn, tmp_path)
     log = tmp_path / "serve.log"
     proc = subprocess.Popen(

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from disclosure_support import admin_config, bearer, minter
-from test_admin_api import ENTERPRISE
+from disclosure_support import ENTERPRISE, admin_config, bearer, minter
 
 from aqi_service.config import Config, HttpConfig
 from aqi_service.web import keys
@@ -158,12 +157,19 @@ async def test_verification_under_a_flood_is_bounded(
     from aqi_service.web.admin_auth import LOCKED_CHECKS_BURST, LOCKED_CHECKS_PER_S
 
     async def scans(client: TestClient) -> int:
-        await asyncio.sleep(1.2)   # backends flush their statistics at most once a second
-        async with client.app[keys.POOL].acquire() as conn:
-            await conn.execute("SELECT pg_stat_force_next_flush()")
-            return await conn.fetchval(
+        # A backend flushes its table statistics when it goes idle, at most once a second
+        # unless forced: every connection of the pool is made to flush before the count.
+        pool = client.app[keys.POOL]
+        conns = [await pool.acquire(timeout=5) for _ in range(pool.get_max_size())]
+        try:
+            for conn in conns:
+                await conn.execute("SELECT pg_stat_force_next_flush()")
+            return await conns[0].fetchval(
                 "SELECT coalesce(idx_scan, 0) + coalesce(seq_scan, 0) FROM pg_stat_user_tables"
                 " WHERE relname = 'admin_tokens'")
+        finally:
+            for conn in conns:
+                await pool.release(conn)
 
     async with _client(config, clock, tmp_path, failures=3) as client:
         for _ in range(3):

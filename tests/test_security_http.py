@@ -93,8 +93,8 @@ async def _if_range_cases(client: TestClient, url: str, headers: dict[str, str])
 
 async def test_if_range_follows_rfc_9110_on_attachments_and_static_files(
         config: Config, clock: Any, tmp_path: Path) -> None:
+    from attachments_support import UPLOAD, form
     from disclosure_support import admin_config, bearer, minter
-    from test_admin_attachments import UPLOAD, form
 
     from aqi_service.disclosure.seed import sample_pdf
 

@@ -11,8 +11,7 @@ import zlib
 
 import pytest
 from aiohttp.test_utils import TestClient
-from disclosure_support import admin_client  # noqa: F401
-from test_admin_attachments import UPLOAD, _files, _token, cfb, form, jpeg, ooxml, png
+from attachments_support import UPLOAD, cfb, form, jpeg, ooxml, png, stored_files, writer_headers
 
 from aqi_service.disclosure.seed import pdf_file
 from aqi_service.web import keys
@@ -141,16 +140,16 @@ REFUSED = [
 @pytest.mark.parametrize(("name", "declared", "data", "code", "found"),
                          [r[1:] for r in REFUSED], ids=[r[0] for r in REFUSED])
 async def test_active_and_polyglot_files_are_refused(
-        admin_client: TestClient, name: str, declared: str, data: bytes,  # noqa: F811
+        admin_client: TestClient, name: str, declared: str, data: bytes,
         code: str, found: str) -> None:
     resp = await admin_client.post(UPLOAD, data=form(name, declared, data),
-                                   headers=await _token(admin_client))
+                                   headers=await writer_headers(admin_client))
     body = await resp.json()
     assert resp.status == 415, body
     assert body["error"]["code"] == code
     assert body["error"]["details"]["found"].lower() == found.lower()
     assert body["error"]["message"]
-    assert _files(admin_client) == []   # no partial or temporary file
+    assert stored_files(admin_client) == []   # no partial or temporary file
     async with admin_client.app[keys.POOL].acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM attachments") == 0
 
@@ -176,10 +175,10 @@ ACCEPTED = [
 @pytest.mark.parametrize(("name", "declared", "data"), [a[1:] for a in ACCEPTED],
                          ids=[a[0] for a in ACCEPTED])
 async def test_clean_files_of_the_same_kinds_are_accepted(
-        admin_client: TestClient, name: str, declared: str, data: bytes  # noqa: F811
+        admin_client: TestClient, name: str, declared: str, data: bytes
 ) -> None:
     resp = await admin_client.post(UPLOAD, data=form(name, declared, data),
-                                   headers=await _token(admin_client))
+                                   headers=await writer_headers(admin_client))
     assert resp.status == 201, await resp.text()
 
 
@@ -197,10 +196,10 @@ def test_a_bomb_in_an_object_stream_is_not_inflated_past_the_bound() -> None:
 
 
 async def test_an_attachment_is_public_only_once_something_published_links_it(
-        admin_client: TestClient) -> None:  # noqa: F811
+        admin_client: TestClient) -> None:
     from disclosure_support import bearer, minter
 
-    h = await _token(admin_client)
+    h = await writer_headers(admin_client)
     docs = []
     for i in range(3):
         resp = await admin_client.post(UPLOAD, headers=h, data=form(

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from process_support import free_port
 
 from aqi_service.errors import ConfigError
 from aqi_service.simulator import (
@@ -799,11 +800,26 @@ async def test_run_simulator_on_a_free_port(sim: Simulator) -> None:
 
 
 async def test_simulator_ctx_runs_with_another_app(sim: Simulator) -> None:
+    """The simulator listens for as long as the app it is attached to lives, no longer."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/stations"
     app = web.Application()
-    app.cleanup_ctx.append(simulator_ctx(sim, "127.0.0.1", 0))
+    app.cleanup_ctx.append(simulator_ctx(sim, "127.0.0.1", port))
     runner = web.AppRunner(app)
-    await runner.setup()
-    await runner.cleanup()
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        with pytest.raises(aiohttp.ClientConnectionError):   # not before the app starts
+            await session.get(url)
+        await runner.setup()
+        try:
+            async with session.get(url) as resp:
+                assert resp.status == 200
+                codes = [s["code"] for s in (await resp.json())["stations"]]
+            assert codes == [s.code for s in sim.stations]
+        finally:
+            await runner.cleanup()
+        with pytest.raises(aiohttp.ClientConnectionError):   # and not after it stopped
+            await session.get(url)
 
 
 def test_cli_arguments_build_the_config(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import logging
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import FakeClock
+from clock_support import FakeClock
 
 from aqi_service.config import Config
 from aqi_service.storage.db import DatabaseUnavailable

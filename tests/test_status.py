@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from test_metrics import EXPECTED_AT_START, HOUR, STATIONS, collect, fault, quiet  # noqa: F401
+from metrics_support import EXPECTED_AT_START, HOUR, STATIONS, collect, fault
+from openapi_support import response_validator
 
 from aqi_service.aqi.schemes import SHANGHAI
 from aqi_service.web import keys
@@ -20,12 +19,7 @@ pytestmark = pytest.mark.db
 
 def conforms(doc: dict, data: dict) -> list[str]:
     """Errors of ``data`` against the 200 schema of /api/v1/status in ``doc``."""
-    registry = Registry().with_resource("urn:api", Resource.from_contents(
-        {**doc, "$schema": "https://json-schema.org/draft/2020-12/schema"}))
-    pointer = ("urn:api#/paths/~1api~1v1~1status/get/responses/200/content/"
-               "application~1json/schema")
-    validator = Draft202012Validator({"$schema": "https://json-schema.org/draft/2020-12/schema",
-                                      "$ref": pointer}, registry=registry)
+    validator = response_validator(doc, "/api/v1/status", "200")
     return [e.message for e in validator.iter_errors(data)]
 
 
@@ -34,7 +28,7 @@ def local(when: datetime) -> str:
     return when.astimezone(SHANGHAI).replace(microsecond=0).isoformat()
 
 
-async def test_status_json_equals_the_stored_data(quiet: TestClient, clock) -> None:  # noqa: F811
+async def test_status_json_equals_the_stored_data(quiet: TestClient, clock) -> None:
     resp = await quiet.get("/api/v1/status")
     assert resp.status == 200
     data = await resp.json()
@@ -88,7 +82,7 @@ async def test_status_json_equals_the_stored_data(quiet: TestClient, clock) -> N
     assert again.status == 304
 
 
-async def test_a_failing_station_shows_on_the_status(quiet: TestClient, clock) -> None:  # noqa: F811
+async def test_a_failing_station_shows_on_the_status(quiet: TestClient, clock) -> None:
     await fault(quiet, station="LF03", kind="down")
     await collect(quiet, clock)
     data = await (await quiet.get("/api/v1/status")).json()
@@ -120,7 +114,7 @@ async def test_a_failing_station_shows_on_the_status(quiet: TestClient, clock) -
     assert "hour-ending" in text
 
 
-async def test_status_is_a_503_envelope_when_the_database_is_gone(quiet: TestClient) -> None:  # noqa: F811
+async def test_status_is_a_503_envelope_when_the_database_is_gone(quiet: TestClient) -> None:
     stats = quiet.app[keys.MONITORING]
     await quiet.app[keys.POOL].close()
     stats.current = None  # nothing read before: nothing to show
@@ -131,7 +125,7 @@ async def test_status_is_a_503_envelope_when_the_database_is_gone(quiet: TestCli
 
 
 async def test_figures_are_read_again_only_when_the_snapshot_changes(
-        quiet: TestClient, clock) -> None:  # noqa: F811
+        quiet: TestClient, clock) -> None:
     stats = quiet.app[keys.MONITORING]
     await quiet.get("/api/v1/status")
     first = stats.current

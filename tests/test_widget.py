@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
-from browser_support import Service, service  # noqa: F401  (fixture)
+from browser_support import Service
 
 from aqi_service.web import keys
 
@@ -35,7 +35,7 @@ def level_of(aqi: int) -> tuple[int, str, str]:
     raise AssertionError(aqi)
 
 
-async def latest(service: Service, code: str | None) -> asyncpg.Record:  # noqa: F811
+async def latest(service: Service, code: str | None) -> asyncpg.Record:
     """The newest stored hourly record of a station (or the city), read independently."""
     conn = await asyncpg.connect(service.app[keys.DSN])
     try:
@@ -55,7 +55,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def test_widget_js_is_small_cached_cors_and_gzipped(
-        service: Service, http: aiohttp.ClientSession) -> None:  # noqa: F811
+        service: Service, http: aiohttp.ClientSession) -> None:
     resp = await http.get(service.url + "/widget.js", headers={"Accept-Encoding": "gzip"})
     assert resp.status == 200
     served = await resp.read()
@@ -77,7 +77,7 @@ async def test_widget_js_is_small_cached_cors_and_gzipped(
     assert await plain.read() == served
 
 
-async def test_widget_js_gzipped_bytes_on_the_wire(service: Service) -> None:  # noqa: F811
+async def test_widget_js_gzipped_bytes_on_the_wire(service: Service) -> None:
     async with aiohttp.ClientSession(auto_decompress=False) as raw:
         resp = await raw.get(service.url + "/widget.js", headers={"Accept-Encoding": "gzip"})
         wire = await resp.read()
@@ -106,7 +106,7 @@ def _meta_refresh(html: str) -> int:
     return int(found[0])
 
 
-async def test_iframe_page_of_a_station(service: Service, http: aiohttp.ClientSession) -> None:  # noqa: F811
+async def test_iframe_page_of_a_station(service: Service, http: aiohttp.ClientSession) -> None:
     stored = await latest(service, "LF01")
     level, zh, _ = level_of(stored["aqi"])
     resp = await http.get(service.url + "/widget/LF01")
@@ -138,7 +138,7 @@ async def test_iframe_page_of_a_station(service: Service, http: aiohttp.ClientSe
 
 
 async def test_iframe_page_of_the_city_in_english(
-        service: Service, http: aiohttp.ClientSession) -> None:  # noqa: F811
+        service: Service, http: aiohttp.ClientSession) -> None:
     stored = await latest(service, None)
     level, _, en = level_of(stored["aqi"])
     html = await (await http.get(service.url + "/widget/city?lang=en")).text()
@@ -157,7 +157,7 @@ async def test_iframe_page_of_the_city_in_english(
 
 
 async def test_transparent_option_and_its_stylesheet(
-        service: Service, http: aiohttp.ClientSession) -> None:  # noqa: F811
+        service: Service, http: aiohttp.ClientSession) -> None:
     opaque = await (await http.get(service.url + "/widget/LF02")).text()
     clear = await (await http.get(service.url + "/widget/LF02?transparent=1")).text()
     assert '<body class="aqiw-frame">' in opaque
@@ -177,7 +177,7 @@ async def test_transparent_option_and_its_stylesheet(
     "/widget/" + "x" * 300, "/widget/%3Cscript%3E",
 ])
 async def test_unknown_station_is_a_404_page(
-        service: Service, http: aiohttp.ClientSession, path: str) -> None:  # noqa: F811
+        service: Service, http: aiohttp.ClientSession, path: str) -> None:
     resp = await http.get(service.url + path)
     assert resp.status == 404
     assert resp.content_type == "text/html"
@@ -192,7 +192,7 @@ async def test_unknown_station_is_a_404_page(
     ("transparent=" + "1" * 500, "transparent"),
 ])
 async def test_bad_parameters_are_a_400_page(
-        service: Service, http: aiohttp.ClientSession, query: str, parameter: str) -> None:  # noqa: F811
+        service: Service, http: aiohttp.ClientSession, query: str, parameter: str) -> None:
     resp = await http.get(service.url + "/widget/LF01?" + query)
     assert resp.status == 400
     assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
@@ -202,7 +202,7 @@ async def test_bad_parameters_are_a_400_page(
 
 
 async def test_late_data_are_marked_as_delayed(
-        service: Service, http: aiohttp.ClientSession) -> None:  # noqa: F811
+        service: Service, http: aiohttp.ClientSession) -> None:
     fresh = await (await http.get(service.url + "/widget/LF03")).text()
     assert "数据延迟" not in fresh and "aqiw-stale" not in fresh
     # The clock passes the expected hour by more than the grace period, the snapshot not

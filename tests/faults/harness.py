@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
-import psutil
+from process_support import free_port, postgres_of
 
 from aqi_service.config import Config, load_config
 from aqi_service.simulator import FaultRates, SimStation, Simulator, run_simulator, simulator_url
@@ -65,23 +64,6 @@ def postmaster_info(data_dir: Path) -> tuple[int, str] | None:
     except (OSError, IndexError, ValueError):
         return None
     return pid, f"postgresql://postgres@/postgres?host={sockets}&port={port}"
-
-
-def postgres_of(data_dir: Path) -> list[psutil.Process]:
-    """Running postgres processes serving ``data_dir``."""
-    found = []
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        with contextlib.suppress(psutil.Error):
-            if proc.info["name"] == "postgres" and f"{data_dir}/pg" in " ".join(
-                    proc.info["cmdline"] or []):
-                found.append(proc)
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def with_database(dsn: str, name: str) -> str:

@@ -3,12 +3,12 @@ tampering (a suite whose checker passed everything would prove nothing)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
 import asyncpg
 import pytest
+from service_support import wait_for
 
 from .harness import World, upstream_of
 from .proxy import FaultProxy
@@ -35,7 +35,11 @@ async def test_proxy_forwards_cuts_refuses_stalls_and_delays(pg_server: str) -> 
         await proxy.refuse_for(0.5)
         with pytest.raises(OSError):
             await asyncpg.connect(proxied(proxy, pg_server), timeout=2)
-        await asyncio.sleep(0.7)
+        assert not proxy.listening
+
+        async def listening() -> bool:
+            return proxy.listening
+        await wait_for(listening, timeout=5)
         conn = await asyncpg.connect(proxied(proxy, pg_server), timeout=5)
 
         proxy.stall()
