@@ -58,6 +58,8 @@ Outside the tree, on purpose:
   HTML error page by the one page wrapper (``pages.page``).
 * ``collect.validate.PayloadError`` (``ValueError``): a station's response that is not the
   expected JSON; the poll's outcome ``bad_payload``.
+* ``collect.validate.TooPrecise`` (``ValueError``): one value with more decimal places
+  than any instrument reports; caught by validation, the value refused as ``too_precise``.
 * ``_Rollback`` (collect/recompute.py, disclosure/importer.py): private, ends a dry run's
   transaction; never leaves its function.
 
