@@ -351,28 +351,44 @@ async def _kill_then_restart(world: World, out: Outcome, condition: str) -> None
 
 # -- the judgement ------------------------------------------------------------------------
 
-async def _whole(world: World) -> bool:
-    """Ready, no problems, and the hour expected now has a record of every station that
-    published it."""
+async def _whole_by(world: World, deadline: float) -> tuple[float | None, str]:
+    """When (``time.time()``) the service was first whole before ``deadline``, or None and
+    why not. Judged once per check: a second look a moment later may already expect the
+    next hour, whose collection has not come yet."""
+    why = "never checked"
+    while True:
+        why = await _not_whole(world)
+        if not why:
+            return time.time(), ""
+        if time.time() >= deadline:
+            return None, why
+        await asyncio.sleep(0.2)
+
+
+async def _not_whole(world: World) -> str:
+    """Why the service is not whole now ("" when it is: ready, no problems, and the hour
+    expected now has a record of every station that published it)."""
     s = world.watcher.samples[-1] if world.watcher and world.watcher.samples else None
     if s is None or s.status != 200 or s.problems:
-        return False
+        return f"last /readyz: {s}"
     at = world.clock() - timedelta(minutes=GRACE_MINUTES)
     hour = at.replace(minute=0, second=0, microsecond=0)
     try:
         conn = await asyncpg.connect(world.db_dsn)
-    except (OSError, asyncpg.PostgresError):
-        return False
+    except (OSError, asyncpg.PostgresError) as exc:
+        return f"database: {exc!r}"
     try:
-        have = await conn.fetchval("SELECT count(*) FROM station_hourly WHERE hour_end = $1",
-                                   hour)
+        have = {r[0] for r in await conn.fetch(
+            "SELECT station_code FROM station_hourly WHERE hour_end = $1", hour)}
     finally:
         await conn.close()
-    want = 0
+    want = set()
     for st in world.sim.stations:
         rows = world.truth.hourly_rows(st.code, hour - timedelta(hours=1), hour)
-        want += any(r[0].endswith(":00:00+08:00") for r in rows)
-    return have >= want
+        if any(r[0].endswith(":00:00+08:00") for r in rows):
+            want.add(st.code)
+    gone = sorted(want - have)
+    return f"hour {hour.isoformat()} has no record of {', '.join(gone)}" if gone else ""
 
 
 async def run_scenario(name: str, admin_dsn: str, log_dir: Path, seed: int = 2014) -> Outcome:
@@ -393,18 +409,16 @@ async def run_scenario(name: str, admin_dsn: str, log_dir: Path, seed: int = 201
 async def judge(world: World, out: Outcome) -> None:
     """Readiness during and after, recovery time, the end state and the metrics."""
     end = out.fault_end or time.time()
-    deadline = time.time() + RECOVERY_HOURS * HOUR_S
-    while time.time() < deadline and not await _whole(world):
-        await asyncio.sleep(0.2)
+    whole_at, why = await _whole_by(world, time.time() + RECOVERY_HOURS * HOUR_S)
     if world.service is None or world.service.proc.poll() is not None:
         out.exits = list(world.exits)
         out.errors.append(f"the service is not running at the end: {world.log_tail(1500)}")
         return
-    if await _whole(world):
-        out.recover_s = max(0.0, time.time() - end)
+    if whole_at is not None:
+        out.recover_s = max(0.0, whole_at - end)
     else:
         out.errors.append(f"not whole again {RECOVERY_HOURS} simulated hours after the fault "
-                          f"(last /readyz: {world.watcher.samples[-1]})")
+                          f"({why})")
     _judge_readiness(world, out)
     world.pause_schedule()
     await world.wait_idle(4 * HOUR_S)
@@ -551,11 +565,9 @@ async def run_soak(admin_dsn: str, log_dir: Path, hours: int = 24, seed: int = 1
                         ev.detect_s = hit.done - began
                         if ev.detect_s > EXPECTED_INTERVAL_S:
                             ev.errors.append(f"outage reported after {ev.detect_s:.1f} s")
-                limit = time.time() + RECOVERY_HOURS * HOUR_S
-                while time.time() < limit and not await _whole(world):
-                    await asyncio.sleep(0.2)
-                if await _whole(world):
-                    ev.recover_s = time.time() - ended
+                whole_at, _ = await _whole_by(world, time.time() + RECOVERY_HOURS * HOUR_S)
+                if whole_at is not None:
+                    ev.recover_s = whole_at - ended
                 else:
                     ev.errors.append("not whole again within "
                                      f"{RECOVERY_HOURS} simulated hours")
