@@ -48,6 +48,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "tests"))   # the suite's support modules (process_support, …)
 
 from tests.faults.harness import EXPECTED_INTERVAL_S, HOUR_S  # noqa: E402
 from tests.faults.scenarios import (  # noqa: E402
