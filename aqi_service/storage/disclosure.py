@@ -217,14 +217,6 @@ DELETE_KEY_LISTING = """
 DELETE FROM key_polluter_listings WHERE enterprise_id = $1 AND year = $2
 RETURNING year, categories, note
 """
-KEY_LIST_OF_YEAR = f"""
-SELECT {ENTERPRISE_COLUMNS}, k.year, k.categories, k.note
-FROM key_polluter_listings k
-JOIN enterprises e ON e.id = k.enterprise_id
-JOIN counties co ON co.code = e.county_code
-WHERE k.year = $1
-ORDER BY co.position, e.name_zh
-"""
 
 
 def _enterprise_args(ent: EnterpriseIn) -> tuple[Any, ...]:
@@ -304,11 +296,6 @@ async def delete_key_listing(conn: asyncpg.Connection, enterprise_id: int,
                              year: int) -> asyncpg.Record | None:
     """Take an enterprise off a year's list; the removed row (None if it was not on it)."""
     return await conn.fetchrow(DELETE_KEY_LISTING, enterprise_id, year)
-
-
-async def key_list_of_year(conn: asyncpg.Connection, year: int) -> list[asyncpg.Record]:
-    """The key-polluter list of a year (重点排污单位名录), by county and name."""
-    return await conn.fetch(KEY_LIST_OF_YEAR, year)
 
 
 # -- attachments ---------------------------------------------------------------------------

@@ -133,9 +133,3 @@ async def _may_see_drafts(request: web.Request) -> bool:
         return False
     principal = await request.app[keys.ADMIN_GUARD].authenticate(request)
     return tokens.grants(principal.scopes, UPLOAD_SCOPES)
-
-
-def add_routes(app: web.Application) -> None:
-    """Register the upload and download routes."""
-    app.router.add_post("/api/v1/admin/attachments", upload)
-    app.router.add_get("/api/v1/attachments/{id}", download)
